@@ -1,0 +1,210 @@
+"""The Python API: the operations the CLI and the server call. Nothing here prints or saves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import patchdb
+from .backbones import DEFAULT_BACKBONE, Backbone, Masks, load_backbone
+from .classes import resolve_class
+from .errors import InputError
+from .images import load_tensor
+from .optvis import objectives as obj
+from .optvis import transforms as tf
+from .optvis.param import make_param
+from .optvis.patch_prior import PatchPrior
+from .optvis.solver import StepCallback, render
+
+Cancel = threading.Event | Callable[[], bool] | None
+ImageInput = str | Path | torch.Tensor
+
+
+@dataclass(frozen=True)
+class InversionSettings:
+    """Defaults for Eq. 1, chosen by measurement (see docs/tuning.md)."""
+
+    iters: int = 200
+    lr: float = 0.02
+    tv: float = 2.0
+    alpha: float = 1e-4
+    alpha_power: float = 6.0
+    patch: float = 0.05
+    patch_size: int = 8
+    patch_stride: int = 4
+    patch_every: int = 10
+    knn: int = 10
+    param: str = "pixel"
+
+
+@dataclass(frozen=True)
+class VisualizationSettings:
+    """Defaults for Eq. 2, chosen by measurement (see docs/tuning.md)."""
+
+    iters: int = 256
+    lr: float = 0.05
+    tv: float = 0.0
+    alpha: float = 0.0
+    alpha_power: float = 6.0
+    patch: float = 0.0
+    param: str = "fourier"
+    robust: bool = True
+
+
+@dataclass
+class Prediction:
+    cls: str
+    index: int
+    prob: float
+
+
+@dataclass
+class InversionResult:
+    image: torch.Tensor
+    init: torch.Tensor
+    relative_l2: float
+    feature_error: float
+    seconds: float
+
+
+@dataclass
+class VisualizationResult:
+    image: torch.Tensor
+    index: int
+    cls: str
+    prob: float
+    top1: str
+    seconds: float
+
+
+def _backbone(backbone: str | Backbone) -> Backbone:
+    return backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
+
+
+def _image(image: ImageInput, size: int) -> torch.Tensor:
+    return image if isinstance(image, torch.Tensor) else load_tensor(image, size)
+
+
+def predict(backbone: Backbone, image: torch.Tensor, top: int = 5,
+            masks: Masks | None = None) -> list[Prediction]:
+    """Softmax top-k of a (1, 3, H, W) image under the network (clean unless masks are given)."""
+    with torch.no_grad():
+        probs = backbone(image.to(backbone.device), masks).logits.softmax(-1)[0].cpu()
+    values, ids = probs.topk(min(top, len(probs)))
+    return [Prediction(backbone.categories[i], int(i), float(v)) for v, i in zip(values, ids,
+                                                                                 strict=True)]
+
+
+def class_prob(backbone: Backbone, image: torch.Tensor, index: int) -> float:
+    with torch.no_grad():
+        return float(backbone(image.to(backbone.device)).logits.softmax(-1)[0, index])
+
+
+def classify(image: ImageInput, backbone: str | Backbone = DEFAULT_BACKBONE, top: int = 5,
+             size: int | None = None) -> list[Prediction]:
+    net = _backbone(backbone)
+    if top < 1:
+        raise InputError("--top must be at least 1")
+    return predict(net, _image(image, size or net.input_size), top)
+
+
+def invert(
+    image: ImageInput,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    *,
+    prior: str = "patch",
+    init: str = "patchdb",
+    whiten: bool = False,
+    size: int | None = None,
+    seed: int = 0,
+    settings: InversionSettings = InversionSettings(),
+    db: patchdb.PatchDB | None = None,
+    callback: StepCallback | None = None,
+    cancel: Cancel = None,
+) -> InversionResult:
+    """Rebuild a photo from its pool5 features (paper Eq. 1) with R(I) = alpha + TV (+ patch)."""
+    if prior not in ("none", "tv", "patch"):
+        raise InputError(f"unknown prior '{prior}'; choose none, tv or patch")
+    if init not in ("rand", "patchdb"):
+        raise InputError(f"unknown init '{init}'; choose rand or patchdb")
+    net = _backbone(backbone)
+    size = size or net.input_size
+    target_img = _image(image, size).to(net.device)
+    with torch.no_grad():
+        target = net(target_img).pool5
+    need_db = init == "patchdb" or prior == "patch" or whiten
+    db = db or (patchdb.default_db(net) if need_db else None)
+    gen = torch.Generator().manual_seed(int(seed))
+    ids = None
+    if init == "patchdb":
+        start, ids = db.knn_image(target.cpu(), size, settings.knn)
+    else:
+        start = (0.5 + 0.1 * torch.randn(1, 3, size, size, generator=gen)).clamp(0, 1)
+    whitening = patchdb.colour_whitening(db) if whiten else None
+    loss = obj.feature_inversion(target, "pool5")
+    if prior != "none":
+        loss = loss + settings.alpha * obj.alpha_norm(settings.alpha_power)
+        loss = loss + settings.tv * obj.total_variation()
+    priors = []
+    if prior == "patch":
+        if ids is None:
+            ids = db.search(target[0].permute(1, 2, 0).reshape(-1, target.shape[1]).cpu().numpy(),
+                            settings.knn)
+        pp = PatchPrior.from_patches(*db.patches_with_stats(ids), size=settings.patch_size,
+                                     stride=settings.patch_stride, every=settings.patch_every,
+                                     whiten=whitening, seed=seed)
+        priors.append(pp)
+        loss = loss + settings.patch * pp.objective()
+    result = render(net, loss, make_param(settings.param, start.to(net.device)),
+                    iters=settings.iters, lr=settings.lr, priors=priors, whiten=whitening,
+                    seed=seed, callback=callback, cancel=cancel)
+    with torch.no_grad():
+        feat_err = float((net(result.image).pool5 - target).pow(2).sum() / target.pow(2).sum())
+    rel = float((result.image - target_img).norm() / target_img.norm())
+    return InversionResult(result.image, start, rel, feat_err, result.seconds)
+
+
+def visualize(
+    cls: str | int,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    masks: Masks | None = None,
+    settings: VisualizationSettings = VisualizationSettings(),
+    db: patchdb.PatchDB | None = None,
+    callback: StepCallback | None = None,
+    cancel: Cancel = None,
+) -> VisualizationResult:
+    """Maximise a class score (paper Eq. 2) under R(I); the result is judged by the clean net."""
+    t0 = time.perf_counter()
+    net = _backbone(backbone)
+    index, name = resolve_class(cls, net.categories)
+    size = size or net.input_size
+    gen = torch.Generator().manual_seed(int(seed))
+    start = (0.5 + 0.01 * torch.randn(1, 3, size, size, generator=gen)).clamp(0, 1)
+    loss = obj.class_score(index)
+    if settings.tv:
+        loss = loss + settings.tv * obj.total_variation()
+    if settings.alpha:
+        loss = loss + settings.alpha * obj.alpha_norm(settings.alpha_power)
+    priors = []
+    if settings.patch:
+        db = db or patchdb.default_db(net)
+        rng = torch.Generator().manual_seed(int(seed))
+        ids = torch.randperm(len(db), generator=rng)[:20_000].numpy()
+        pp = PatchPrior.from_patches(*db.patches_with_stats(ids), seed=seed)
+        priors.append(pp)
+        loss = loss + settings.patch * pp.objective()
+    transforms = tf.robust(size / 224) if settings.robust else ()
+    result = render(net, loss, make_param(settings.param, start.to(net.device)),
+                    iters=settings.iters, lr=settings.lr, transforms=transforms, masks=masks,
+                    priors=priors, seed=seed, callback=callback, cancel=cancel)
+    top = predict(net, result.image, 1)[0]
+    return VisualizationResult(result.image, index, name, class_prob(net, result.image, index),
+                               top.cls, time.perf_counter() - t0)

@@ -1,0 +1,157 @@
+"""The one interface every backbone offers, and the ReLU masks that select neural pathways.
+
+Images enter as float RGB in [0, 1], shape (B, 3, H, W); each backbone applies its own
+pre-processing. The paper's layer names are kept: "pool5" is the last conv feature map,
+"fc7" the non-negative penultimate features, "fc6" the layer before it where one exists.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Masks:
+    """Multipliers on activations (so also on their gradients); None leaves a layer open.
+
+    m5: (h, w) or (B, 1, h, w) on pool5 cells, "where". m6 / m7: (units,) or (B, units) on
+    fc6 / fc7, "what". A dropout pathway is an m6/m7 of zeros and 1/(1-rate).
+    """
+
+    m5: torch.Tensor | None = None
+    m6: torch.Tensor | None = None
+    m7: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Masks:
+        move = {k: (v.to(device) if v is not None else None) for k, v in self.__dict__.items()}
+        return replace(self, **move)
+
+
+@dataclass
+class Outputs:
+    """Activations of one forward pass (after the masks were applied)."""
+
+    pool5: torch.Tensor
+    fc7: torch.Tensor
+    logits: torch.Tensor
+    fc6: torch.Tensor | None = None
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def layer(self, name: str) -> torch.Tensor:
+        value = getattr(self, name, None)
+        if value is None:
+            raise KeyError(f"this backbone has no layer '{name}'")
+        return value
+
+
+def apply_m5(pool5: torch.Tensor, m5: torch.Tensor | None) -> torch.Tensor:
+    if m5 is None:
+        return pool5
+    if m5.dim() == 2:
+        m5 = m5[None, None]
+    if m5.shape[-2:] != pool5.shape[-2:]:
+        raise ValueError(f"m5 mask is {tuple(m5.shape[-2:])}, pool5 map is {tuple(pool5.shape[-2:])}")
+    return pool5 * m5.to(pool5.dtype)
+
+
+def apply_units(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return x
+    if mask.shape[-1] != x.shape[-1]:
+        raise ValueError(f"unit mask has {mask.shape[-1]} units, the layer has {x.shape[-1]}")
+    return x * mask.to(x.dtype)
+
+
+class Backbone(nn.Module, ABC):
+    """An ImageNet classifier seen through the paper's layers.
+
+    Subclasses set the class attributes and implement `normalize`, `features` and `head`.
+    The module is always in eval mode with frozen weights: Stylefill optimises images only.
+    """
+
+    name: str = ""
+    input_size: int = 224
+    stride: int = 32          # input pixels per pool5 cell
+    receptive_field: int = 0  # theoretical receptive field of one pool5 cell, in input pixels
+    cell_patch: int = 67      # centre patch paired with a cell feature (paper: 67 of 195 for AlexNet)
+    fc_layers: tuple[str, ...] = ("fc7",)
+    dropout_rate: float = 0.5  # rate of the m6-7 dropout ensemble (paper: 0.5)
+    weights_name: str = ""
+
+    def __init__(self, categories: tuple[str, ...]):
+        super().__init__()
+        self.categories = tuple(categories)
+
+    @abstractmethod
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> the network's own input scaling."""
+
+    @abstractmethod
+    def features(self, xn: torch.Tensor) -> torch.Tensor:
+        """Normalised input -> pool5 map (B, C, h, w), non-negative."""
+
+    @abstractmethod
+    def head(self, pool5: torch.Tensor, masks: Masks) -> Outputs:
+        """pool5 (already m5-masked) -> fc6/fc7 (masked) and logits."""
+
+    def forward(self, x: torch.Tensor, masks: Masks | None = None) -> Outputs:
+        masks = masks or Masks()
+        pool5 = apply_m5(self.features(self.normalize(x)), masks.m5)
+        return self.head(pool5, masks)
+
+    @property
+    def feature_channels(self) -> int:
+        return self.units("pool5")
+
+    def units(self, layer: str) -> int:
+        """Number of channels (pool5) or units (fc6, fc7) of a layer, from a dry run."""
+        cache = self.__dict__.setdefault("_units", {})
+        if layer not in cache:
+            with torch.no_grad():
+                x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
+                out = self(x)
+            cache.update({"pool5": out.pool5.shape[1], "fc7": out.fc7.shape[1]})
+            if out.fc6 is not None:
+                cache["fc6"] = out.fc6.shape[1]
+        if layer not in cache:
+            raise KeyError(f"backbone {self.name} has no layer '{layer}'")
+        return cache[layer]
+
+    def map_size(self, size: int) -> int:
+        """Side of the pool5 map for a square input of `size` pixels."""
+        cache = self.__dict__.setdefault("_map_sizes", {})
+        if size not in cache:
+            with torch.no_grad():
+                x = torch.zeros(1, 3, size, size, device=self.device)
+                cache[size] = self.features(self.normalize(x)).shape[-1]
+        return cache[size]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def cell_centers(self, height: int, width: int, map_h: int, map_w: int) -> tuple[list, list]:
+        """Pixel centres (rows, cols) of pool5 cells for an input of height x width."""
+        rows = [(i + 0.5) * height / map_h for i in range(map_h)]
+        cols = [(j + 0.5) * width / map_w for j in range(map_w)]
+        return rows, cols
+
+    def dropout_masks(self, seed: int, device: torch.device | str = "cpu") -> Masks:
+        """One member of the m6-7 ensemble: fixed random dropout on every fc layer (paper Sec. 4)."""
+        gen = torch.Generator().manual_seed(int(seed))
+        keep = 1.0 - self.dropout_rate
+        made = {}
+        for layer in self.fc_layers:
+            bits = (torch.rand(self.units(layer), generator=gen) < keep).float() / keep
+            made["m" + layer[2:]] = bits.to(device)
+        return Masks(**made)
+
+    def freeze(self) -> Backbone:
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self

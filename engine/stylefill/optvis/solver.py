@@ -1,0 +1,102 @@
+"""The render loop: continuous steps on the image, alternating with the patch prior's discrete
+matching step. Pure: no printing, no saving; progress and previews go through `callback`,
+and `cancel` stops it between steps."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..backbones.base import Backbone, Masks
+from ..errors import Cancelled
+from .objectives import Context, Objective
+from .param import ImageParam
+from .patch_prior import PatchPrior
+from .regularizers import Whitening
+from .transforms import Transform, compose
+
+StepCallback = Callable[[int, int, float, torch.Tensor], None]
+
+
+@dataclass
+class RenderResult:
+    image: torch.Tensor           # (1, 3, H, W) in [0, 1], detached
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _lr_factor(step: int, iters: int) -> float:
+    """1 for the first half, then a cosine down to 0.1."""
+    half = iters // 2
+    if step < half:
+        return 1.0
+    t = (step - half) / max(1, iters - half)
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * t))
+
+
+def _is_cancelled(cancel: threading.Event | Callable[[], bool] | None) -> bool:
+    if cancel is None:
+        return False
+    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
+
+
+def render(
+    backbone: Backbone,
+    objective: Objective,
+    param: ImageParam,
+    *,
+    iters: int = 200,
+    lr: float = 0.05,
+    transforms: Sequence[Transform] = (),
+    masks: Masks | None = None,
+    priors: Sequence[PatchPrior] = (),
+    whiten: Whitening | None = None,
+    step_mask: torch.Tensor | None = None,
+    seed: int = 0,
+    callback: StepCallback | None = None,
+    cancel: threading.Event | Callable[[], bool] | None = None,
+) -> RenderResult:
+    """Minimise `objective` over the image made by `param` with Adam.
+
+    The learning rate decays with a cosine over the last half of the run. `step_mask`
+    (1, 1, H, W) multiplies the image gradient so only selected pixels change (pixel param).
+    Priors listed here get their discrete matching step; their objective terms must be part
+    of `objective` (so weights stay visible where the objective is built).
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    view = compose(transforms)
+    masks = masks.to(backbone.device) if masks is not None else None
+    params = param.parameters()
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, iters))
+    if step_mask is not None:
+        for p in params:
+            p.register_hook(lambda g: g * step_mask)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(iters):
+        if _is_cancelled(cancel):
+            raise Cancelled(f"cancelled at step {step} of {iters}")
+        opt.zero_grad(set_to_none=True)
+        image = param.image()
+        reg_image = whiten(image) if whiten is not None else image
+        for prior in priors:
+            if step % prior.every == 0 or prior.target is None:
+                prior.update(reg_image)
+        outputs = backbone(view(image, gen), masks)
+        loss = objective(Context(image=image, outputs=outputs, reg_image=reg_image, step=step))
+        loss.backward()
+        opt.step()
+        sched.step()
+        param.project()
+        losses.append(float(loss.detach()))
+        if callback is not None:
+            callback(step + 1, iters, losses[-1], image.detach())
+    with torch.no_grad():
+        final = param.image().detach().clamp(0, 1)
+    return RenderResult(image=final, losses=losses, seconds=time.perf_counter() - t0)

@@ -1,0 +1,320 @@
+"""Patch database: each 1x1 pool5 cell feature paired with the centre patch of its support.
+
+Paper Sec. 3: AlexNet pool5 cells see 195x195 pixels at stride 32; the pair keeps the centre
+67x67 (about two strides), which is what the cell's feature describes best. Every backbone here
+has stride 32 at 224 px, so `Backbone.cell_patch` = 67 is the same derivation for all three.
+
+Images are cut into network-size crops over several scales and flips, so the geometry of every
+cell is exact. Arrays are .npy (memory-mapped when read, no pickle) plus a faiss index file:
+an exact flat L2 index up to `IVFPQ_THRESHOLD` pairs, IVF-PQ above it so a 1M-pair database
+fits in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from .backbones import Backbone
+from .errors import InputError
+from .images import load_image, to_tensor
+from .optvis.regularizers import Whitening
+from .paths import models_dir
+
+IVFPQ_THRESHOLD = 200_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+DEFAULT_NAME = "default"
+DEFAULT_SCALES = (1.0, 1.5, 2.0)
+Progress = Callable[[int, int], None]
+
+
+def db_root(backbone: str) -> Path:
+    return models_dir() / "patchdb" / backbone
+
+
+def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files and folders (searched recursively) -> sorted image paths."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    if not found:
+        raise InputError("no images found in " + ", ".join(map(str, inputs)))
+    return found
+
+
+def network_crops(img: Image.Image, size: int, scales: Sequence[float], flips: bool) -> list:
+    """Square crops of `size` px tiling the photo at each scale (shorter side = size * scale)."""
+    crops = []
+    for scale in scales:
+        short = max(size, round(size * scale))
+        w, h = img.size
+        f = short / min(w, h)
+        resized = img.resize((max(size, round(w * f)), max(size, round(h * f))),
+                             Image.Resampling.BICUBIC)
+        rw, rh = resized.size
+        step = max(1, size * 3 // 4)
+        xs = list(range(0, rw - size + 1, step)) or [0]
+        ys = list(range(0, rh - size + 1, step)) or [0]
+        if xs[-1] != rw - size:
+            xs.append(rw - size)
+        if ys[-1] != rh - size:
+            ys.append(rh - size)
+        for y in ys:
+            for x in xs:
+                crop = resized.crop((x, y, x + size, y + size))
+                crops.append(crop)
+                if flips:
+                    crops.append(ImageOps.mirror(crop))
+    return crops
+
+
+def cell_patches(x: torch.Tensor, map_size: int, patch: int) -> torch.Tensor:
+    """(B, 3, S, S) crops -> (B*m*m, 3, patch, patch): the centre patch of each cell, reflect-padded."""
+    s = x.shape[-1]
+    half = patch // 2
+    padded = F.pad(x, [half + 1] * 4, mode="reflect")
+    out = []
+    for i in range(map_size):
+        for j in range(map_size):
+            cy = int((i + 0.5) * s / map_size) + 1
+            cx = int((j + 0.5) * s / map_size) + 1
+            out.append(padded[:, :, cy : cy + patch, cx : cx + patch])
+    return torch.stack(out, 1).flatten(0, 1)
+
+
+@dataclass
+class PatchDB:
+    """A loaded database: memory-mapped arrays and a faiss index."""
+
+    path: Path
+    meta: dict
+    features: np.ndarray   # (N, C) float16
+    patches: np.ndarray    # (N, P, P, 3) uint8
+    sources: np.ndarray    # (N,) int32 index into stats
+    stats: np.ndarray      # (M, 4, 3) float32 RGB mean and 3x3 covariance of each source crop
+    index: faiss.Index
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def search(self, feats: np.ndarray, k: int) -> np.ndarray:
+        """(Q, C) features -> (Q, k) ids of the nearest database cells."""
+        k = min(k, len(self))
+        _, ids = self.index.search(np.ascontiguousarray(feats, dtype=np.float32), k)
+        return ids
+
+    def knn_image(self, pool5: torch.Tensor, size: int, k: int = 10) -> tuple[torch.Tensor, np.ndarray]:
+        """Paper's "[8]+[7]" initial image: average the k-NN patches of each cell, placed at its centre.
+
+        Returns the (1, 3, size, size) image and the (cells, k) ids used.
+        """
+        c, m = pool5.shape[1], pool5.shape[-1]
+        feats = pool5[0].detach().permute(1, 2, 0).reshape(-1, c).cpu().numpy()
+        ids = self.search(feats, k)
+        patch = max(3, round(self.meta["cell_patch"] * size / self.meta["input_size"]))
+        acc = torch.zeros(3, size + 2 * patch, size + 2 * patch)
+        weight = torch.zeros(1, size + 2 * patch, size + 2 * patch)
+        for cell, row in enumerate(ids):
+            mean = torch.from_numpy(self.patches[np.sort(row[row >= 0])].astype(np.float32)).mean(0)
+            tile = F.interpolate(mean.permute(2, 0, 1)[None] / 255.0, size=(patch, patch),
+                                 mode="bilinear", align_corners=False)[0]
+            i, j = divmod(cell, m)
+            cy = round((i + 0.5) * size / m) - patch // 2 + patch
+            cx = round((j + 0.5) * size / m) - patch // 2 + patch
+            acc[:, cy : cy + patch, cx : cx + patch] += tile
+            weight[:, cy : cy + patch, cx : cx + patch] += 1
+        acc = acc[:, patch:-patch, patch:-patch]
+        weight = weight[:, patch:-patch, patch:-patch]
+        fill = acc.sum((1, 2)) / weight.sum().clamp_min(1)
+        img = torch.where(weight > 0, acc / weight.clamp_min(1), fill[:, None, None])
+        return img[None].clamp(0, 1), ids
+
+    def patches_with_stats(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The patches of `ids` with the RGB mean (N, 3) and covariance (N, 3, 3) of their crops."""
+        ids = np.unique(ids[ids >= 0])
+        st = self.stats[self.sources[ids]]
+        return self.patches[ids], st[:, 0], st[:, 1:]
+
+
+def _make_index(dim: int, count: int, sample: np.ndarray) -> faiss.Index:
+    if count <= IVFPQ_THRESHOLD:
+        return faiss.IndexFlatL2(dim)
+    nlist = int(4 * np.sqrt(count))
+    m = next(q for q in (64, 32, 16, 8) if dim % q == 0)
+    index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}")
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    faiss.extract_index_ivf(index).nprobe = 16
+    return index
+
+
+def build(
+    inputs: Sequence[str | Path | Image.Image],
+    backbone: Backbone,
+    name: str,
+    scales: Sequence[float] = DEFAULT_SCALES,
+    flips: bool = True,
+    patch_px: int | None = None,
+    batch: int = 16,
+    progress: Progress | None = None,
+    labels: Sequence[str] | None = None,
+) -> PatchDB:
+    """Build and save a database from photos (paths, folders or PIL images); returns it loaded."""
+    if not name or "/" in name or name.startswith("."):
+        raise InputError(f"'{name}' is not a valid database name")
+    images: list[Image.Image] = []
+    names: list[str] = []
+    for i, item in enumerate(inputs):
+        if isinstance(item, Image.Image):
+            images.append(item.convert("RGB"))
+            names.append(labels[i] if labels else f"image{i}")
+    paths = [p for p in inputs if not isinstance(p, Image.Image)]
+    if paths:
+        for p in collect_images(paths):
+            images.append(load_image(p))
+            names.append(str(p))
+    size = backbone.input_size
+    m = backbone.map_size(size)
+    c = backbone.feature_channels
+    patch = backbone.cell_patch
+    patch_px = patch_px or patch
+    crops_per_image = [len(network_crops(img, size, scales, flips)) for img in images]
+    total_crops = sum(crops_per_image)
+    count = total_crops * m * m
+    root = db_root(backbone.name)
+    final = root / name
+    tmp = root / f".{name}.building"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        feats = np.lib.format.open_memmap(tmp / "features.npy", "w+", np.float16, (count, c))
+        patches = np.lib.format.open_memmap(tmp / "patches.npy", "w+", np.uint8,
+                                            (count, patch_px, patch_px, 3))
+        sources = np.lib.format.open_memmap(tmp / "sources.npy", "w+", np.int32, (count,))
+        stats = np.zeros((total_crops, 4, 3), np.float32)
+        pixel_sum = np.zeros(3)
+        pixel_outer = np.zeros((3, 3))
+        pixel_n = 0
+        row = crop_no = 0
+        for img in images:
+            crops = network_crops(img, size, scales, flips)
+            for start in range(0, len(crops), batch):
+                x = torch.cat([to_tensor(cr) for cr in crops[start : start + batch]])
+                with torch.no_grad():
+                    pool5 = backbone.features(backbone.normalize(x.to(backbone.device))).cpu()
+                n = x.shape[0]
+                cells = pool5.permute(0, 2, 3, 1).reshape(n * m * m, c)
+                pp = cell_patches(x, m, patch)
+                if patch_px != patch:
+                    pp = F.interpolate(pp, size=(patch_px, patch_px), mode="area")
+                rows = slice(row, row + n * m * m)
+                feats[rows] = cells.numpy().astype(np.float16)
+                patches[rows] = (pp.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+                sources[rows] = np.repeat(np.arange(crop_no, crop_no + n), m * m)
+                flat = x.permute(0, 2, 3, 1).reshape(-1, 3).double().numpy()
+                centred = (x - x.mean((2, 3), keepdim=True)).flatten(2)
+                stats[crop_no : crop_no + n, 0] = x.mean((2, 3)).numpy()
+                stats[crop_no : crop_no + n, 1:] = (
+                    torch.einsum("bil,bjl->bij", centred, centred) / centred.shape[-1]
+                ).numpy()
+                pixel_sum += flat.sum(0)
+                pixel_outer += flat.T @ flat
+                pixel_n += len(flat)
+                row += n * m * m
+                crop_no += n
+                if progress:
+                    progress(crop_no, total_crops)
+        feats.flush()
+        patches.flush()
+        sources.flush()
+        np.save(tmp / "stats.npy", stats)
+        mean = pixel_sum / pixel_n
+        np.savez(tmp / "colour.npz", mean=mean, cov=pixel_outer / pixel_n - np.outer(mean, mean))
+        rng = np.random.default_rng(0)
+        sample = feats[np.sort(rng.choice(count, min(count, 100_000), replace=False))]
+        index = _make_index(c, count, sample)
+        for start in range(0, count, 50_000):
+            index.add(np.ascontiguousarray(feats[start : start + 50_000], dtype=np.float32))
+        faiss.write_index(index, str(tmp / "index.faiss"))
+        meta = {
+            "name": name, "backbone": backbone.name, "weights": backbone.weights_name,
+            "count": count, "channels": c, "map_size": m, "input_size": size,
+            "cell_patch": patch, "patch_px": patch_px, "scales": list(scales), "flips": flips,
+            "index": type(index).__name__, "images": names, "crops": total_crops,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        del feats, patches, sources
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load(backbone.name, name)
+
+
+def load(backbone: str, name: str) -> PatchDB:
+    path = db_root(backbone) / name
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        raise InputError(f"no patch database '{name}' for backbone {backbone}; "
+                         f"build one with: stylefill patchdb build IMAGES... --name {name}")
+    try:
+        meta = json.loads(meta_file.read_text())
+        db = PatchDB(
+            path=path, meta=meta,
+            features=np.load(path / "features.npy", mmap_mode="r"),
+            patches=np.load(path / "patches.npy", mmap_mode="r"),
+            sources=np.load(path / "sources.npy", mmap_mode="r"),
+            stats=np.load(path / "stats.npy"),
+            index=faiss.read_index(str(path / "index.faiss")),
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise InputError(f"patch database '{name}' at {path} is damaged ({exc}); rebuild it with "
+                         f"stylefill patchdb build ... --name {name}") from None
+    if db.index.ntotal != len(db.features):
+        raise InputError(f"patch database '{name}' at {path} is incomplete; rebuild it")
+    return db
+
+
+def list_dbs(backbone: str | None = None) -> list[dict]:
+    roots = [db_root(backbone)] if backbone else sorted((models_dir() / "patchdb").glob("*"))
+    found = []
+    for root in roots:
+        for meta in sorted(root.glob("*/meta.json")):
+            found.append(json.loads(meta.read_text()))
+    return found
+
+
+def default_db(backbone: Backbone, progress: Progress | None = None) -> PatchDB:
+    """The embedded default database, built on first use from photos shipped in packages."""
+    try:
+        return load(backbone.name, DEFAULT_NAME)
+    except InputError:
+        from .sample_photos import packaged_photos
+
+        photos = packaged_photos()
+        return build(list(photos.values()), backbone, DEFAULT_NAME, progress=progress,
+                     labels=list(photos))
+
+
+def colour_whitening(db: PatchDB) -> Whitening:
+    """The colour ZCA of the database's pixels (paper Sec. 5 whitening)."""
+    data = np.load(db.path / "colour.npz")
+    return Whitening.from_moments(torch.from_numpy(data["mean"]), torch.from_numpy(data["cov"]))
