@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from . import patchdb
 from .backbones import DEFAULT_BACKBONE, Backbone, Masks, load_backbone
@@ -18,7 +19,7 @@ from .images import load_tensor
 from .optvis import objectives as obj
 from .optvis import transforms as tf
 from .optvis.param import make_param
-from .optvis.patch_prior import PatchPrior
+from .optvis.patch_prior import LocalPatchPrior, PatchPrior, VotedPrior
 from .optvis.solver import StepCallback, render
 
 Cancel = threading.Event | Callable[[], bool] | None
@@ -30,16 +31,18 @@ class InversionSettings:
     """Defaults for Eq. 1, chosen by measurement (see docs/tuning.md)."""
 
     iters: int = 200
-    lr: float = 0.02
-    tv: float = 2.0
+    lr: float = 0.01
+    tv: float = 100.0
     alpha: float = 1e-4
     alpha_power: float = 6.0
-    patch: float = 0.05
+    patch: float = 5.0
     patch_size: int = 8
     patch_stride: int = 4
     patch_every: int = 10
+    patch_mode: str = "local"
     knn: int = 10
-    param: str = "pixel"
+    param: str = "fourier"
+    optimizer: str = "adam"
 
 
 @dataclass(frozen=True)
@@ -152,21 +155,31 @@ def invert(
         loss = loss + settings.tv * obj.total_variation()
     priors = []
     if prior == "patch":
-        if ids is None:
-            ids = db.search(target[0].permute(1, 2, 0).reshape(-1, target.shape[1]).cpu().numpy(),
-                            settings.knn)
-        pp = PatchPrior.from_patches(*db.patches_with_stats(ids), size=settings.patch_size,
-                                     stride=settings.patch_stride, every=settings.patch_every,
-                                     whiten=whitening, seed=seed)
+        pp = _inversion_prior(db, target.cpu(), ids, size, settings, whitening, seed)
         priors.append(pp)
         loss = loss + settings.patch * pp.objective()
     result = render(net, loss, make_param(settings.param, start.to(net.device)),
                     iters=settings.iters, lr=settings.lr, priors=priors, whiten=whitening,
-                    seed=seed, callback=callback, cancel=cancel)
+                    optimizer=settings.optimizer, seed=seed, callback=callback, cancel=cancel)
     with torch.no_grad():
         feat_err = float((net(result.image).pool5 - target).pow(2).sum() / target.pow(2).sum())
     rel = float((result.image - target_img).norm() / target_img.norm())
     return InversionResult(result.image, start, rel, feat_err, result.seconds)
+
+
+def _inversion_prior(db: patchdb.PatchDB, target: torch.Tensor, ids, size: int,
+                     settings: InversionSettings, whitening, seed: int) -> VotedPrior:
+    if ids is None:
+        ids = db.cell_ids(target, settings.knn)
+    if settings.patch_mode == "local":
+        layers = db.neighbour_layers(ids, target.shape[-1], size, whitening, normalized=True)
+        return LocalPatchPrior(layers, settings.patch_size, settings.patch_stride,
+                               settings.patch_every)
+    if settings.patch_mode == "global":
+        return PatchPrior.from_patches(*db.patches_with_stats(ids), size=settings.patch_size,
+                                       stride=settings.patch_stride, every=settings.patch_every,
+                                       whiten=whitening, seed=seed)
+    raise InputError(f"unknown patch mode '{settings.patch_mode}'; choose local or global")
 
 
 def visualize(
@@ -208,3 +221,25 @@ def visualize(
     top = predict(net, result.image, 1)[0]
     return VisualizationResult(result.image, index, name, class_prob(net, result.image, index),
                                top.cls, time.perf_counter() - t0)
+
+
+def robustness(backbone: str | Backbone, image: torch.Tensor, index: int) -> dict[str, float]:
+    """Class probability clean, after a 1 px Gaussian blur and after a 2x down-up resample.
+
+    Adversarial noise loses the class under both; a natural-looking image keeps it.
+    """
+    from PIL import ImageFilter
+
+    from .images import to_pil, to_tensor
+
+    net = _backbone(backbone)
+    pil = to_pil(image)
+    w, h = pil.size
+    blurred = pil.filter(ImageFilter.GaussianBlur(1))
+    resampled = pil.resize((w // 2, h // 2), Image.Resampling.BICUBIC).resize(
+        (w, h), Image.Resampling.BICUBIC)
+    return {
+        "clean": class_prob(net, to_tensor(pil), index),
+        "blur": class_prob(net, to_tensor(blurred), index),
+        "resample": class_prob(net, to_tensor(resampled), index),
+    }

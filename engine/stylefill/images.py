@@ -24,8 +24,13 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise InputError(f"{path}: is a folder, not an image")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            old_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                opened = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_limit
+            with opened as img:
                 if img.width * img.height > max_pixels:
                     raise InputError(
                         f"{path}: {img.width}x{img.height} is larger than the limit of "
@@ -36,7 +41,9 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
                 return img.convert("RGB")
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{path}: is larger than the limit of {max_pixels:,} pixels") from None
+    except UnidentifiedImageError:
         raise InputError(f"{path}: not an image Stylefill can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: broken or truncated image ({exc})") from None
@@ -71,7 +78,10 @@ def save_image(img: Image.Image | torch.Tensor, path: str | Path) -> Path:
     """Save atomically (PNG unless the suffix says otherwise); a full disk leaves no half file."""
     pil = to_pil(img) if isinstance(img, torch.Tensor) else img
     path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower()) if path.suffix else "PNG"
+    if fmt is None:
+        raise InputError(f"{path}: unknown image format '{path.suffix}'; use .png or .jpg")
     try:
-        return atomic_write(path, lambda tmp: pil.save(tmp))
+        return atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))
     except OSError as exc:
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None

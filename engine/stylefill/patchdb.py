@@ -28,6 +28,7 @@ from PIL import Image, ImageOps
 from .backbones import Backbone
 from .errors import InputError
 from .images import load_image, to_tensor
+from .optvis.patch_prior import normalize_sources
 from .optvis.regularizers import Whitening
 from .paths import models_dir
 
@@ -114,42 +115,72 @@ class PatchDB:
         return len(self.features)
 
     def search(self, feats: np.ndarray, k: int) -> np.ndarray:
-        """(Q, C) features -> (Q, k) ids of the nearest database cells."""
+        """(Q, C) features -> (Q, k) ids of the nearest database cells (cosine)."""
         k = min(k, len(self))
-        _, ids = self.index.search(np.ascontiguousarray(feats, dtype=np.float32), k)
+        _, ids = self.index.search(unit_rows(feats), k)
         return ids
 
-    def knn_image(self, pool5: torch.Tensor, size: int, k: int = 10) -> tuple[torch.Tensor, np.ndarray]:
-        """Paper's "[8]+[7]" initial image: average the k-NN patches of each cell, placed at its centre.
+    def cell_ids(self, pool5: torch.Tensor, k: int) -> np.ndarray:
+        """(1, C, m, m) map -> (m*m, k) ids of each cell's nearest database cells."""
+        c = pool5.shape[1]
+        return self.search(pool5[0].detach().permute(1, 2, 0).reshape(-1, c).cpu().numpy(), k)
 
-        Returns the (1, 3, size, size) image and the (cells, k) ids used.
-        """
-        c, m = pool5.shape[1], pool5.shape[-1]
-        feats = pool5[0].detach().permute(1, 2, 0).reshape(-1, c).cpu().numpy()
-        ids = self.search(feats, k)
+    def neighbour_layers(self, ids: np.ndarray, map_size: int, size: int,
+                         whiten: Whitening | None = None, normalized: bool = False) -> torch.Tensor:
+        """(K, 3, size, size): layer r holds every cell's r-th neighbour patch at the cell's place
+        (overlaps averaged), as RGB in [0, 1] or normalised by its source image's statistics."""
+        m, k = map_size, ids.shape[1]
         patch = max(3, round(self.meta["cell_patch"] * size / self.meta["input_size"]))
-        acc = torch.zeros(3, size + 2 * patch, size + 2 * patch)
-        weight = torch.zeros(1, size + 2 * patch, size + 2 * patch)
+        acc = torch.zeros(k, 3, size + 2 * patch, size + 2 * patch)
+        weight = torch.zeros(1, 1, size + 2 * patch, size + 2 * patch)
         for cell, row in enumerate(ids):
-            mean = torch.from_numpy(self.patches[np.sort(row[row >= 0])].astype(np.float32)).mean(0)
-            tile = F.interpolate(mean.permute(2, 0, 1)[None] / 255.0, size=(patch, patch),
-                                 mode="bilinear", align_corners=False)[0]
+            row = np.where(row >= 0, row, row.max())  # IVF may return -1 for missing neighbours
+            if normalized:
+                st = self.stats[self.sources[row]]
+                tiles = normalize_sources(self.patches[row], st[:, 0], st[:, 1:], whiten)
+            else:
+                tiles = torch.from_numpy(self.patches[row].astype(np.float32) / 255.0)
+                tiles = tiles.permute(0, 3, 1, 2)
+            tiles = F.interpolate(tiles, size=(patch, patch), mode="bilinear", align_corners=False)
             i, j = divmod(cell, m)
             cy = round((i + 0.5) * size / m) - patch // 2 + patch
             cx = round((j + 0.5) * size / m) - patch // 2 + patch
-            acc[:, cy : cy + patch, cx : cx + patch] += tile
-            weight[:, cy : cy + patch, cx : cx + patch] += 1
-        acc = acc[:, patch:-patch, patch:-patch]
-        weight = weight[:, patch:-patch, patch:-patch]
-        fill = acc.sum((1, 2)) / weight.sum().clamp_min(1)
-        img = torch.where(weight > 0, acc / weight.clamp_min(1), fill[:, None, None])
-        return img[None].clamp(0, 1), ids
+            acc[:, :, cy : cy + patch, cx : cx + patch] += tiles
+            weight[:, :, cy : cy + patch, cx : cx + patch] += 1
+        acc = acc[:, :, patch:-patch, patch:-patch]
+        weight = weight[:, :, patch:-patch, patch:-patch]
+        fill = acc.sum((2, 3), keepdim=True) / weight.sum().clamp_min(1)
+        return torch.where(weight > 0, acc / weight.clamp_min(1), fill)
+
+    def knn_image(self, pool5: torch.Tensor, size: int, k: int = 10) -> tuple[torch.Tensor, np.ndarray]:
+        """Paper's "[8]+[7]" initial image: the k-NN patches of each cell, averaged and placed at
+        its centre (a box window: measured closer than a Hann window).
+
+        Returns the (1, 3, size, size) image and the (cells, k) ids used.
+        """
+        ids = self.cell_ids(pool5, k)
+        layers = self.neighbour_layers(ids, pool5.shape[-1], size)
+        return layers.mean(0, keepdim=True).clamp(0, 1), ids
 
     def patches_with_stats(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The patches of `ids` with the RGB mean (N, 3) and covariance (N, 3, 3) of their crops."""
+        """The patches of `ids` at the network's scale (cell_patch px; stored smaller ones are
+        resized back) with the RGB mean (N, 3) and covariance (N, 3, 3) of their crops."""
         ids = np.unique(ids[ids >= 0])
         st = self.stats[self.sources[ids]]
-        return self.patches[ids], st[:, 0], st[:, 1:]
+        patches = np.asarray(self.patches[ids])
+        cell = self.meta["cell_patch"]
+        if patches.shape[1] != cell:
+            x = torch.from_numpy(patches).permute(0, 3, 1, 2).float()
+            x = F.interpolate(x, size=(cell, cell), mode="bilinear", align_corners=False)
+            patches = (x.permute(0, 2, 3, 1) + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+        return patches, st[:, 0], st[:, 1:]
+
+
+def unit_rows(feats: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length: L2 search on them ranks by cosine, which retrieved closer
+    colour layouts than raw L2 on held-out photos (docs/tuning.md)."""
+    feats = np.asarray(feats, dtype=np.float32)
+    return np.ascontiguousarray(feats / np.linalg.norm(feats, axis=1, keepdims=True).clip(1e-6))
 
 
 def _make_index(dim: int, count: int, sample: np.ndarray) -> faiss.Index:
@@ -158,7 +189,8 @@ def _make_index(dim: int, count: int, sample: np.ndarray) -> faiss.Index:
     nlist = int(4 * np.sqrt(count))
     m = next(q for q in (64, 32, 16, 8) if dim % q == 0)
     index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}")
-    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    index.do_polysemous_training = False  # unused at search time, costs ~95 s per build
+    index.train(unit_rows(sample))
     faiss.extract_index_ivf(index).nprobe = 16
     return index
 
@@ -249,13 +281,13 @@ def build(
         sample = feats[np.sort(rng.choice(count, min(count, 100_000), replace=False))]
         index = _make_index(c, count, sample)
         for start in range(0, count, 50_000):
-            index.add(np.ascontiguousarray(feats[start : start + 50_000], dtype=np.float32))
+            index.add(unit_rows(feats[start : start + 50_000]))
         faiss.write_index(index, str(tmp / "index.faiss"))
         meta = {
             "name": name, "backbone": backbone.name, "weights": backbone.weights_name,
             "count": count, "channels": c, "map_size": m, "input_size": size,
             "cell_patch": patch, "patch_px": patch_px, "scales": list(scales), "flips": flips,
-            "index": type(index).__name__, "images": names, "crops": total_crops,
+            "index": type(index).__name__, "metric": "cosine", "images": names, "crops": total_crops,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -298,7 +330,10 @@ def list_dbs(backbone: str | None = None) -> list[dict]:
     found = []
     for root in roots:
         for meta in sorted(root.glob("*/meta.json")):
-            found.append(json.loads(meta.read_text()))
+            try:
+                found.append(json.loads(meta.read_text()))
+            except (OSError, ValueError):
+                found.append({"name": meta.parent.name, "backbone": root.name, "damaged": True})
     return found
 
 
@@ -316,5 +351,8 @@ def default_db(backbone: Backbone, progress: Progress | None = None) -> PatchDB:
 
 def colour_whitening(db: PatchDB) -> Whitening:
     """The colour ZCA of the database's pixels (paper Sec. 5 whitening)."""
-    data = np.load(db.path / "colour.npz")
+    try:
+        data = np.load(db.path / "colour.npz")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"patch database at {db.path} is damaged ({exc}); rebuild it") from None
     return Whitening.from_moments(torch.from_numpy(data["mean"]), torch.from_numpy(data["cov"]))

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from .base import Backbone, Masks, Outputs, apply_units
 from .weights import load_into, load_state_dict
 
@@ -39,7 +40,11 @@ class EfficientNetLite0(Backbone):
 
         # image_size=None selects dynamic "same" padding, so any input size works.
         self.net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-        load_into(self.net, load_state_dict(weights or packaged_weights()), self.name)
+        try:
+            state = load_state_dict(weights or packaged_weights())
+        except InputError as exc:
+            raise InputError(f"cannot load {self.name} weights: {exc}") from None
+        load_into(self.net, state, self.name)
         self.freeze()
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,11 +2,17 @@
 
 I~ is the image normalised by the mean and std of the *whole* image (per channel); database
 patches D~ are normalised the same way by their own source image. The solver alternates
-continuous steps on I with a discrete step (`update`) that finds, with faiss, the nearest
-database patch of every dense image patch and votes them into a target image.
+continuous steps on I with a discrete step (`update`) that finds the nearest database patch of
+every dense image patch and votes them into a target image.
+
+Two ways to choose D~_p: `PatchPrior` searches all database patches with faiss (global);
+`LocalPatchPrior` only considers the k database centre patches retrieved for the cells that
+cover p, at p's position (location-aware; the default for inversion, see docs/tuning.md).
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
 
 import faiss
 import numpy as np
@@ -14,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .objectives import Objective
+from .regularizers import Whitening
 
 FLAT_LIMIT = 50_000  # exact search up to this many database patches, HNSW above
 
@@ -25,16 +32,66 @@ def normalize_global(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def normalize_sources(patches: np.ndarray, means: np.ndarray, covs: np.ndarray,
+                      whiten: Whitening | None = None) -> torch.Tensor:
+    """uint8 (N, P, P, 3) patches -> (N, 3, P, P), normalised by the RGB mean (N, 3) and
+    covariance (N, 3, 3) of the whole image each came from; whitened first if asked (the
+    statistics of a whitened image follow exactly from the unwhitened ones)."""
+    x = torch.from_numpy(np.asarray(patches, dtype=np.float32) / 255.0).permute(0, 3, 1, 2)
+    mean = torch.from_numpy(np.asarray(means, np.float32))
+    cov = torch.from_numpy(np.asarray(covs, np.float32))
+    if whiten is not None:
+        x = whiten(x)
+        mean = whiten(mean[:, :, None, None])[:, :, 0, 0]
+        cov = whiten.matrix @ cov @ whiten.matrix.T
+    std = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(1e-6).sqrt()
+    return (x - mean[:, :, None, None]) / std[:, :, None, None]
+
+
 def dense_patches(x: torch.Tensor, size: int, stride: int) -> torch.Tensor:
     """(1, 3, H, W) -> (L, 3*size*size) patches on a grid."""
     return F.unfold(x, size, stride=stride)[0].T
 
 
-class PatchPrior:
-    """Patches of `size` px at `stride`, matched every `every` solver steps."""
+class VotedPrior(ABC):
+    """A prior whose discrete step votes chosen normalised patches into a target image."""
+
+    def __init__(self, size: int, stride: int, every: int):
+        self.size, self.stride, self.every = size, stride, every
+        self.target: torch.Tensor | None = None
+        self.cover: torch.Tensor | None = None
+
+    @abstractmethod
+    def match(self, query: torch.Tensor) -> torch.Tensor:
+        """(1, d, L) normalised image patches -> (1, d, L) chosen database patches."""
+
+    def update(self, image: torch.Tensor) -> None:
+        """The discrete step: match every patch of the normalised image, vote a target."""
+        with torch.no_grad():
+            xn = normalize_global(image.detach().float().cpu())
+            h, w = xn.shape[-2:]
+            matched = self.match(F.unfold(xn, self.size, stride=self.stride))
+            votes = F.fold(matched, (h, w), self.size, stride=self.stride)
+            cover = F.fold(torch.ones_like(matched), (h, w), self.size, stride=self.stride)
+            self.target = (votes / cover.clamp_min(1)).to(image.device)
+            self.cover = (cover > 0).float().to(image.device)
+
+    def distance(self, image: torch.Tensor) -> torch.Tensor:
+        """Mean squared distance of the normalised image to the voted patches (where covered)."""
+        if self.target is None:
+            self.update(image)
+        diff = (normalize_global(image) - self.target) * self.cover
+        return diff.pow(2).sum() / self.cover.sum().clamp_min(1)
+
+    def objective(self) -> Objective:
+        return Objective(lambda c: self.distance(c.reg_image), f"patch{self.size}")
+
+
+class PatchPrior(VotedPrior):
+    """Global matching: any database patch may serve any image patch (faiss search)."""
 
     def __init__(self, database: np.ndarray, size: int = 8, stride: int = 4, every: int = 10):
-        self.size, self.stride, self.every = size, stride, every
+        super().__init__(size, stride, every)
         self.database = np.ascontiguousarray(database, dtype=np.float32)
         dim = self.database.shape[1]
         if len(self.database) <= FLAT_LIMIT:
@@ -43,8 +100,6 @@ class PatchPrior:
             self.index = faiss.IndexHNSWFlat(dim, 32)
             self.index.hnsw.efSearch = 48
         self.index.add(self.database)
-        self.target: torch.Tensor | None = None
-        self.cover: torch.Tensor | None = None
 
     @classmethod
     def from_patches(
@@ -56,24 +111,12 @@ class PatchPrior:
         stride: int = 4,
         every: int = 10,
         max_patches: int = 200_000,
-        whiten=None,
+        whiten: Whitening | None = None,
         seed: int = 0,
     ) -> PatchPrior:
-        """Cut `size` px patches (stride size/2) out of uint8 (N, P, P, 3) source patches.
-
-        Each is normalised by the RGB mean (N, 3) and covariance (N, 3, 3) of the whole image
-        it came from, whitened first when `whiten` is given (its stats follow exactly).
-        """
-        x = torch.from_numpy(np.asarray(patches, dtype=np.float32) / 255.0).permute(0, 3, 1, 2)
-        mean = torch.from_numpy(np.asarray(means, np.float32))
-        cov = torch.from_numpy(np.asarray(covs, np.float32))
-        if whiten is not None:
-            x = whiten(x)
-            mean = whiten(mean[:, :, None, None])[:, :, 0, 0]
-            w = whiten.matrix
-            cov = w @ cov @ w.T
-        std = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(1e-6).sqrt()
-        xn = (x - mean[:, :, None, None]) / std[:, :, None, None]
+        """Cut `size` px patches (stride size/2) out of uint8 (N, P, P, 3) source patches,
+        each normalised by its source image's statistics (see `normalize_sources`)."""
+        xn = normalize_sources(patches, means, covs, whiten)
         step = max(1, size // 2)
         cut = F.unfold(xn, size, stride=step).permute(0, 2, 1).reshape(-1, 3 * size * size)
         if len(cut) > max_patches:
@@ -81,26 +124,20 @@ class PatchPrior:
             cut = cut[torch.from_numpy(np.sort(rng.choice(len(cut), max_patches, replace=False)))]
         return cls(cut.numpy(), size, stride, every)
 
-    def update(self, image: torch.Tensor) -> None:
-        """The discrete step: nearest database patch per image patch, voted into a target."""
-        with torch.no_grad():
-            xn = normalize_global(image.detach().float().cpu())
-            h, w = xn.shape[-2:]
-            query = dense_patches(xn, self.size, self.stride).contiguous().numpy()
-            _, ids = self.index.search(query, 1)
-            matched = torch.from_numpy(self.database[ids[:, 0]]).T[None]
-            votes = F.fold(matched, (h, w), self.size, stride=self.stride)
-            cover = F.fold(torch.ones_like(matched), (h, w), self.size, stride=self.stride)
-            self.target = (votes / cover.clamp_min(1)).to(image.device)
-            self.cover = (cover > 0).float().to(image.device)
+    def match(self, query: torch.Tensor) -> torch.Tensor:
+        _, ids = self.index.search(query[0].T.contiguous().numpy(), 1)
+        return torch.from_numpy(self.database[ids[:, 0]]).T[None]
 
-    def distance(self, image: torch.Tensor) -> torch.Tensor:
-        """Mean squared distance of the normalised image to the voted patches (where covered)."""
-        if self.target is None:
-            self.update(image)
-        diff = (normalize_global(image) - self.target) * self.cover
-        return diff.pow(2).sum() / (self.cover.sum() * 3).clamp_min(1)
 
-    def objective(self) -> Objective:
-        return Objective(lambda c: self.distance(c.reg_image), f"patch{self.size}")
+class LocalPatchPrior(VotedPrior):
+    """Location-aware matching: `candidates` (K, 3, H, W) are K normalised images made of the
+    database patches retrieved for each cell, placed where the cell is; each image patch is
+    matched to the nearest of the K candidates at its own position (exhaustive, K is small)."""
 
+    def __init__(self, candidates: torch.Tensor, size: int = 8, stride: int = 4, every: int = 10):
+        super().__init__(size, stride, every)
+        self.candidates = F.unfold(candidates.float().cpu(), size, stride=stride)  # (K, d, L)
+
+    def match(self, query: torch.Tensor) -> torch.Tensor:
+        best = (self.candidates - query).pow(2).sum(1).argmin(0)  # (L,)
+        return self.candidates[best, :, torch.arange(query.shape[-1])].T[None]

@@ -36,7 +36,7 @@ class Whitening:
     def from_moments(cls, mean: torch.Tensor, cov: torch.Tensor, eps: float = 1e-4) -> Whitening:
         """From the RGB mean (3,) and covariance (3, 3) of pixels in [0, 1]."""
         evals, evecs = torch.linalg.eigh(cov.double())
-        scale = (evals.mean() / (evals + eps)).sqrt()
+        scale = (evals.mean() / evals.clamp_min(eps * float(evals.max()))).sqrt()
         return cls(mean, evecs @ torch.diag(scale) @ evecs.T)
 
     @classmethod

@@ -39,6 +39,16 @@ def _lr_factor(step: int, iters: int) -> float:
     return 0.1 + 0.45 * (1 + math.cos(math.pi * t))
 
 
+def _optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    """Adam (Lucid's choice) or the paper's momentum SGD; the SGD gradient is scaled to a mean
+    absolute value of 1 each step, so `lr` is the typical pixel change, as in mNeuron."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    raise ValueError(f"unknown optimizer '{name}'; choose adam or sgd")
+
+
 def _is_cancelled(cancel: threading.Event | Callable[[], bool] | None) -> bool:
     if cancel is None:
         return False
@@ -57,6 +67,7 @@ def render(
     priors: Sequence[PatchPrior] = (),
     whiten: Whitening | None = None,
     step_mask: torch.Tensor | None = None,
+    optimizer: str = "adam",
     seed: int = 0,
     callback: StepCallback | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
@@ -72,11 +83,13 @@ def render(
     view = compose(transforms)
     masks = masks.to(backbone.device) if masks is not None else None
     params = param.parameters()
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = _optimizer(optimizer, params, lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, iters))
-    if step_mask is not None:
-        for p in params:
+    for p in params:
+        if step_mask is not None:
             p.register_hook(lambda g: g * step_mask)
+        if optimizer == "sgd":
+            p.register_hook(lambda g: g / g.abs().mean().clamp_min(1e-12))
     losses: list[float] = []
     t0 = time.perf_counter()
     for step in range(iters):

@@ -1,0 +1,135 @@
+"""EfficientNet-Lite0, the default backbone, with its real packaged weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylefill import api
+from stylefill.backbones import load_backbone
+from stylefill.backbones.base import Masks, apply_m5
+from stylefill.backbones.efficientnet_lite import EfficientNetLite0
+from stylefill.classes import imagenet_classes
+from stylefill.errors import InputError
+from stylefill.images import load_tensor
+
+
+def test_classifies_imagenet_samples(backbone, foolbox_images):
+    """The real weights are loaded and pre-processed correctly: most labels come out top-1
+    (17/20 measured; a broken normalisation or weight mapping drops to ~0)."""
+    hits = [api.classify(path, backbone, top=1)[0].index == label for path, label in foolbox_images]
+    assert sum(hits) >= 15, f"top-1 on {sum(hits)}/20 foolbox samples"
+
+
+def test_classify_accepts_tensors_and_sorts(backbone, foolbox_images):
+    path, label = foolbox_images[1]
+    top = api.classify(load_tensor(path, 224), backbone, top=5)
+    assert len(top) == 5 and top[0].index == label
+    assert [p.prob for p in top] == sorted((p.prob for p in top), reverse=True)
+    assert 0.0 < sum(p.prob for p in top) <= 1.0 + 1e-6
+    with pytest.raises(InputError, match="--top"):
+        api.classify(path, backbone, top=0)
+
+
+def test_layers(backbone, photo):
+    out = backbone(photo)
+    assert out.pool5.shape == (1, 1280, 7, 7)
+    assert out.fc7.shape == (1, 1280) and out.logits.shape == (1, 1000)
+    assert out.fc6 is None and backbone.fc_layers == ("fc7",)
+    assert float(out.pool5.min()) >= 0.0 and float(out.pool5.max()) <= 6.0  # ReLU6
+    assert float(out.fc7.min()) >= 0.0
+    torch.testing.assert_close(out.fc7, out.pool5.mean((2, 3)))
+    assert backbone.feature_channels == 1280 and backbone.units("fc7") == 1280
+    assert backbone.categories == imagenet_classes()
+    assert not backbone.training and not any(p.requires_grad for p in backbone.parameters())
+
+
+def test_map_size_follows_the_input(backbone):
+    assert backbone.map_size(224) == 7
+    assert backbone.map_size(320) == 10
+    out = backbone(torch.rand(1, 3, 320, 320))
+    assert out.pool5.shape == (1, 1280, 10, 10) and out.logits.shape == (1, 1000)
+
+
+def test_normalize_maps_unit_range_to_the_networks_range(backbone):
+    x = torch.tensor([0.0, 127 / 255, 1.0]).view(1, 3, 1, 1)
+    torch.testing.assert_close(backbone.normalize(x).flatten(), torch.tensor([-127, 0, 128]) / 128)
+
+
+def test_m7_mask_closes_units(backbone, photo):
+    m7 = torch.ones(1280)
+    m7[::3] = 0.0
+    clean = backbone(photo)
+    out = backbone(photo, Masks(m7=m7))
+    assert bool((out.fc7[:, ::3] == 0).all())
+    torch.testing.assert_close(out.fc7[:, m7 == 1], clean.fc7[:, m7 == 1])
+    assert float(clean.fc7[:, ::3].abs().sum()) > 0  # the mask really removed something
+    torch.testing.assert_close(out.logits, backbone.net._fc(clean.fc7 * m7))
+
+
+def test_m5_mask_blocks_the_gradient_of_closed_cells(backbone, photo):
+    """A closed cell ("where") contributes nothing: its pool5 gradient is exactly zero."""
+    m5 = torch.ones(7, 7)
+    m5[:, :3] = 0.0
+    masks = Masks(m5=m5)
+    pool5 = backbone.features(backbone.normalize(photo)).detach().requires_grad_(True)
+    out = backbone.head(apply_m5(pool5, m5), masks)
+    torch.testing.assert_close(out.logits, backbone(photo, masks).logits)
+    out.logits[0, 281].backward()
+    grad = pool5.grad[0].abs().sum(0)
+    assert bool((grad[:, :3] == 0).all())
+    assert bool((grad[:, 3:] > 0).all())
+
+
+def test_m5_single_open_cell(backbone, photo):
+    """Only one cell open: fc7 is that cell's feature / 49, and the logits change."""
+    m5 = torch.zeros(7, 7)
+    m5[3, 4] = 1.0
+    clean = backbone(photo)
+    one = backbone(photo, Masks(m5=m5))
+    torch.testing.assert_close(one.fc7, clean.pool5[:, :, 3, 4] / 49)
+    assert float((one.logits - clean.logits).abs().max()) > 0.1
+    with pytest.raises(ValueError, match="m5 mask"):
+        backbone(photo, Masks(m5=torch.ones(6, 6)))
+
+
+def test_dropout_masks(backbone, photo):
+    a, again, b = backbone.dropout_masks(1), backbone.dropout_masks(1), backbone.dropout_masks(2)
+    assert a.m6 is None and a.m5 is None
+    assert a.m7.shape == (1280,)
+    torch.testing.assert_close(a.m7, again.m7, rtol=0, atol=0)
+    assert not torch.equal(a.m7, b.m7)
+    assert set(a.m7.unique().tolist()) == {0.0, 1.0 / (1.0 - backbone.dropout_rate)} == {0.0, 2.0}
+    assert 0.4 < float((a.m7 > 0).float().mean()) < 0.6
+    out = backbone(photo, a)
+    assert bool((out.fc7[:, a.m7 == 0] == 0).all())
+
+
+def test_weights_of_another_architecture_name_the_backbone(tmp_path):
+    from torchvision.models import mobilenet_v3_small
+
+    path = tmp_path / "other.pth"
+    torch.save(mobilenet_v3_small(weights=None).state_dict(), path)
+    with pytest.raises(InputError, match="efficientnet-lite0"):
+        EfficientNetLite0(imagenet_classes(), path)
+    with pytest.raises(InputError, match="efficientnet-lite0"):
+        load_backbone("efficientnet-lite0", weights=path)
+
+
+def test_non_weights_file_names_the_backbone(tmp_path):
+    """As for AlexNet/VGG16: the message must say which backbone the file was meant for."""
+    path = tmp_path / "notes.pth"
+    path.write_text("not a checkpoint")
+    with pytest.raises(InputError, match="efficientnet-lite0.*not a PyTorch weights file"):
+        load_backbone("efficientnet-lite0", weights=path)
+    with pytest.raises(InputError, match="efficientnet-lite0.*not found"):
+        load_backbone("efficientnet-lite0", weights=tmp_path / "missing.pth")
+
+
+def test_unknown_backbone():
+    with pytest.raises(InputError, match="efficientnet-lite0, alexnet, vgg16"):
+        load_backbone("resnet50")
+
+
+def test_load_backbone_is_cached(backbone):
+    assert load_backbone() is backbone

@@ -1,0 +1,75 @@
+"""Solver cost, measured side by side in one run on this machine.
+
+    .venv/bin/python tests/bench/bench_solver.py [--reps 30]
+
+Prints: one bare network forward+backward w.r.t. the image; one solver iteration of the
+default inversion with the patch prior (its solver loop time / iterations, so the matching step
+every N steps is amortised), and their ratio (target <= 1.5); then the total time of the
+default `invert` and `visualize` at 224 px (model and database loading excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from stylefill import api, patchdb
+from stylefill.backbones import load_backbone
+from stylefill.images import fit_square, to_tensor
+from stylefill.sample_photos import packaged_photos
+
+
+def timed(fn, reps: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--backbone", default="efficientnet-lite0")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net = load_backbone(args.backbone)
+    db = patchdb.default_db(net)
+    photo = to_tensor(fit_square(packaged_photos()["skimage:chelsea"], net.input_size))
+    settings = api.InversionSettings()
+
+    def fwd_bwd() -> None:
+        x = photo.clone().requires_grad_(True)
+        net(x).logits[0, 0].backward()
+
+    bare = timed(fwd_bwd, args.reps)
+
+    t0 = time.perf_counter()
+    inv = api.invert(photo, net, db=db)
+    t_invert = time.perf_counter() - t0
+    per_iter = inv.seconds / settings.iters  # the solver loop only, prior matching included
+    t0 = time.perf_counter()
+    vis = api.visualize("ladybug", net)
+    t_vis = time.perf_counter() - t0
+
+    print(f"backbone {net.name}, {torch.get_num_threads()} threads, input {net.input_size} px")
+    print(f"bare forward+backward          {bare * 1000:8.1f} ms")
+    print(f"solver iteration, patch prior  {per_iter * 1000:8.1f} ms  (matching every "
+          f"{settings.patch_every} steps, amortised)")
+    print(f"ratio iteration / fwd+bwd      {per_iter / bare:8.2f}     (target <= 1.5)")
+    print(f"default invert ({settings.iters} it)      {t_invert:8.1f} s   relative_l2 "
+          f"{inv.relative_l2:.3f}")
+    print(f"default visualize ({api.VisualizationSettings().iters} it)   {t_vis:8.1f} s   "
+          f"ladybug p={vis.prob:.3f}")
+
+
+if __name__ == "__main__":
+    main()
