@@ -13,7 +13,8 @@ from stylefill import api, patchdb
 from stylefill.errors import Cancelled, InputError
 from stylefill.images import load_tensor
 
-# foolbox's ImageNet samples 10-19 were never used while tuning (samples 0-3 were).
+# foolbox's ImageNet samples 10-19 were not used to tune the solver (samples 0-3 were); the
+# patch prior's `trust` was picked on them afterwards (docs/tuning.md has a fresh set too).
 HELD_OUT = range(10, 20)
 
 
@@ -37,8 +38,8 @@ def test_table1_on_held_out_photos(backbone, db, foolbox_images):
     """Same iterations and weights for the three methods of Table 1, mean relative L2.
 
     Holds: [8]+[7] (10-NN init + TV) <= [8]+rand, and ours (patch prior + 10-NN init) beats TV
-    alone ([8]+rand). Not asserted: ours < [8]+[7] in the mean; measured it wins on 6 of these
-    10 photos but loses the mean to one photo with no similar database content (docs/tuning.md).
+    alone ([8]+rand). Not asserted: ours < [8]+[7]. It holds on these photos only since `trust`
+    was tuned on them, and fails on fresh scene photos (docs/tuning.md).
     """
     scores: dict[str, list[float]] = {"rand": [], "knn": [], "patch": []}
     for i in HELD_OUT:
@@ -53,11 +54,13 @@ def test_table1_on_held_out_photos(backbone, db, foolbox_images):
     assert mean["patch"] < mean["rand"], scores
 
 
-def test_whitened_inversion_and_global_prior_run(backbone, db, photo):
+def test_whitened_global_prior_and_sgd_variants_run(backbone, db, photo):
     short = replace(api.InversionSettings(), iters=12)
     res = api.invert(photo, backbone, whiten=True, settings=short, db=db)
     glob = api.invert(photo, backbone, settings=replace(short, patch_mode="global"), db=db)
-    for r in (res, glob):
+    sgd = api.invert(photo, backbone, settings=replace(short, optimizer="sgd", param="pixel"),
+                     db=db)
+    for r in (res, glob, sgd):
         assert torch.isfinite(r.image).all() and 0 < r.relative_l2 < 1.5
 
 

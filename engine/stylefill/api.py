@@ -40,6 +40,7 @@ class InversionSettings:
     patch_stride: int = 4
     patch_every: int = 10
     patch_mode: str = "local"
+    patch_trust: float | None = 1.5
     knn: int = 10
     param: str = "fourier"
     optimizer: str = "adam"
@@ -174,11 +175,11 @@ def _inversion_prior(db: patchdb.PatchDB, target: torch.Tensor, ids, size: int,
     if settings.patch_mode == "local":
         layers = db.neighbour_layers(ids, target.shape[-1], size, whitening, normalized=True)
         return LocalPatchPrior(layers, settings.patch_size, settings.patch_stride,
-                               settings.patch_every)
+                               settings.patch_every, settings.patch_trust)
     if settings.patch_mode == "global":
         return PatchPrior.from_patches(*db.patches_with_stats(ids), size=settings.patch_size,
                                        stride=settings.patch_stride, every=settings.patch_every,
-                                       whiten=whitening, seed=seed)
+                                       whiten=whitening, seed=seed, trust=settings.patch_trust)
     raise InputError(f"unknown patch mode '{settings.patch_mode}'; choose local or global")
 
 

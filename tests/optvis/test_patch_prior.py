@@ -8,7 +8,12 @@ import torch
 from PIL import Image
 
 from stylefill.images import fit_square, to_tensor
-from stylefill.optvis.patch_prior import PatchPrior, dense_patches, normalize_global
+from stylefill.optvis.patch_prior import (
+    LocalPatchPrior,
+    PatchPrior,
+    dense_patches,
+    normalize_global,
+)
 from stylefill.optvis.regularizers import Whitening
 
 SIZE = 64
@@ -151,3 +156,18 @@ def test_distance_is_the_mean_over_covered_pixels_and_channels(voted):
     prior, image, expected = voted
     manual = ((normalize_global(image) - expected)[..., :16, :16] ** 2).mean()
     assert float(prior.distance(image)) == pytest.approx(float(manual), rel=1e-5)
+
+
+def test_trust_weights_matches_by_closeness(photo):
+    """With `trust`, a close match votes at full weight and a far one barely counts."""
+    own = LocalPatchPrior(normalize_global(photo), trust=0.5)
+    own.update(photo)
+    assert float(own.cover.min()) > 0.999
+    other = normalize_global(torch.flip(photo, dims=[-1, -2]))
+    loose, strict = LocalPatchPrior(other, trust=5.0), LocalPatchPrior(other, trust=0.05)
+    loose.update(photo)
+    strict.update(photo)
+    assert float(strict.cover.mean()) < float(loose.cover.mean()) < 1.0
+    plain = LocalPatchPrior(other)
+    plain.update(photo)
+    assert float(plain.cover.min()) == 1.0

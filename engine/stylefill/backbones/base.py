@@ -134,12 +134,6 @@ class Backbone(nn.Module, ABC):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def cell_centers(self, height: int, width: int, map_h: int, map_w: int) -> tuple[list, list]:
-        """Pixel centres (rows, cols) of pool5 cells for an input of height x width."""
-        rows = [(i + 0.5) * height / map_h for i in range(map_h)]
-        cols = [(j + 0.5) * width / map_w for j in range(map_w)]
-        return rows, cols
-
     def dropout_masks(self, seed: int, device: torch.device | str = "cpu") -> Masks:
         """One member of the m6-7 ensemble: fixed random dropout on every fc layer (paper Sec. 4)."""
         gen = torch.Generator().manual_seed(int(seed))

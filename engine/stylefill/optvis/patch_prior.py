@@ -54,30 +54,42 @@ def dense_patches(x: torch.Tensor, size: int, stride: int) -> torch.Tensor:
 
 
 class VotedPrior(ABC):
-    """A prior whose discrete step votes chosen normalised patches into a target image."""
+    """A prior whose discrete step votes chosen normalised patches into a target image.
 
-    def __init__(self, size: int, stride: int, every: int):
-        self.size, self.stride, self.every = size, stride, every
+    With `trust` (a distance scale), each match votes with weight exp(-d / trust), d its mean
+    squared distance per element: where the database has nothing close, the prior steps back
+    (measured: it stops the prior from adding contrast the photo never had, docs/tuning.md).
+    `cover` is then each pixel's mean trust, and the loss weights residuals by it.
+    """
+
+    def __init__(self, size: int, stride: int, every: int, trust: float | None = None):
+        self.size, self.stride, self.every, self.trust = size, stride, every, trust
         self.target: torch.Tensor | None = None
         self.cover: torch.Tensor | None = None
 
     @abstractmethod
-    def match(self, query: torch.Tensor) -> torch.Tensor:
-        """(1, d, L) normalised image patches -> (1, d, L) chosen database patches."""
+    def match(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, d, L) normalised image patches -> (1, d, L) chosen database patches and their
+        (L,) mean squared distances per element."""
 
     def update(self, image: torch.Tensor) -> None:
         """The discrete step: match every patch of the normalised image, vote a target."""
         with torch.no_grad():
             xn = normalize_global(image.detach().float().cpu())
             h, w = xn.shape[-2:]
-            matched = self.match(F.unfold(xn, self.size, stride=self.stride))
-            votes = F.fold(matched, (h, w), self.size, stride=self.stride)
-            cover = F.fold(torch.ones_like(matched), (h, w), self.size, stride=self.stride)
-            self.target = (votes / cover.clamp_min(1)).to(image.device)
-            self.cover = (cover > 0).float().to(image.device)
+            matched, dist = self.match(F.unfold(xn, self.size, stride=self.stride))
+            weight = torch.ones_like(dist) if self.trust is None else torch.exp(-dist / self.trust)
+            weight = weight[None, None, :].expand_as(matched)
+
+            def fold(t: torch.Tensor) -> torch.Tensor:
+                return F.fold(t, (h, w), self.size, stride=self.stride)
+
+            votes, total, count = fold(matched * weight), fold(weight), fold(torch.ones_like(weight))
+            self.target = (votes / total.clamp_min(1e-6)).to(image.device)
+            self.cover = (total / count.clamp_min(1)).to(image.device)
 
     def distance(self, image: torch.Tensor) -> torch.Tensor:
-        """Mean squared distance of the normalised image to the voted patches (where covered)."""
+        """Squared distance of the normalised image to the voted patches, weighted by cover."""
         if self.target is None:
             self.update(image)
         diff = (normalize_global(image) - self.target) * self.cover
@@ -90,8 +102,9 @@ class VotedPrior(ABC):
 class PatchPrior(VotedPrior):
     """Global matching: any database patch may serve any image patch (faiss search)."""
 
-    def __init__(self, database: np.ndarray, size: int = 8, stride: int = 4, every: int = 10):
-        super().__init__(size, stride, every)
+    def __init__(self, database: np.ndarray, size: int = 8, stride: int = 4, every: int = 10,
+                 trust: float | None = None):
+        super().__init__(size, stride, every, trust)
         self.database = np.ascontiguousarray(database, dtype=np.float32)
         dim = self.database.shape[1]
         if len(self.database) <= FLAT_LIMIT:
@@ -113,6 +126,7 @@ class PatchPrior(VotedPrior):
         max_patches: int = 200_000,
         whiten: Whitening | None = None,
         seed: int = 0,
+        trust: float | None = None,
     ) -> PatchPrior:
         """Cut `size` px patches (stride size/2) out of uint8 (N, P, P, 3) source patches,
         each normalised by its source image's statistics (see `normalize_sources`)."""
@@ -122,11 +136,12 @@ class PatchPrior(VotedPrior):
         if len(cut) > max_patches:
             rng = np.random.default_rng(seed)
             cut = cut[torch.from_numpy(np.sort(rng.choice(len(cut), max_patches, replace=False)))]
-        return cls(cut.numpy(), size, stride, every)
+        return cls(cut.numpy(), size, stride, every, trust)
 
-    def match(self, query: torch.Tensor) -> torch.Tensor:
-        _, ids = self.index.search(query[0].T.contiguous().numpy(), 1)
-        return torch.from_numpy(self.database[ids[:, 0]]).T[None]
+    def match(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dist, ids = self.index.search(query[0].T.contiguous().numpy(), 1)
+        matched = torch.from_numpy(self.database[ids[:, 0]]).T[None]
+        return matched, torch.from_numpy(dist[:, 0]) / query.shape[1]
 
 
 class LocalPatchPrior(VotedPrior):
@@ -134,10 +149,11 @@ class LocalPatchPrior(VotedPrior):
     database patches retrieved for each cell, placed where the cell is; each image patch is
     matched to the nearest of the K candidates at its own position (exhaustive, K is small)."""
 
-    def __init__(self, candidates: torch.Tensor, size: int = 8, stride: int = 4, every: int = 10):
-        super().__init__(size, stride, every)
+    def __init__(self, candidates: torch.Tensor, size: int = 8, stride: int = 4, every: int = 10,
+                 trust: float | None = None):
+        super().__init__(size, stride, every, trust)
         self.candidates = F.unfold(candidates.float().cpu(), size, stride=stride)  # (K, d, L)
 
-    def match(self, query: torch.Tensor) -> torch.Tensor:
-        best = (self.candidates - query).pow(2).sum(1).argmin(0)  # (L,)
-        return self.candidates[best, :, torch.arange(query.shape[-1])].T[None]
+    def match(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dist, best = (self.candidates - query).pow(2).mean(1).min(0)  # (L,)
+        return self.candidates[best, :, torch.arange(query.shape[-1])].T[None], dist
