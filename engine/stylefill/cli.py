@@ -104,6 +104,7 @@ def cmd_visualize(args: argparse.Namespace) -> dict:
     from .api import VisualizationSettings, visualize
     from .classes import resolve_class
     from .images import save_image
+    from .masks import pathway
 
     settings = VisualizationSettings()
     if args.iters is not None:
@@ -114,13 +115,15 @@ def cmd_visualize(args: argparse.Namespace) -> dict:
         settings = replace(settings, patch=settings.patch or 0.05)
     net = _backbone(args)
     resolve_class(args.cls, net.categories)  # fail fast, before any work
+    masks = pathway(net, args.size or net.input_size, args.cells, args.dropout_seed)
     with _bar("visualize", settings.iters, args.quiet) as bar:
         res = visualize(args.cls, net, size=args.size, seed=args.seed, settings=settings,
-                        callback=_step_callback(bar))
+                        masks=masks, callback=_step_callback(bar))
     save_image(res.image, args.output)
     print(f"{args.output}: {res.cls} p={res.prob:.4f}, top-1 {res.top1}, {res.seconds:.1f} s")
     return {"backbone": net.name, "output": str(args.output), "class": res.cls,
-            "index": res.index, "prob": res.prob, "top1": res.top1, "seconds": res.seconds}
+            "index": res.index, "prob": res.prob, "top1": res.top1, "seconds": res.seconds,
+            "cells": args.cells, "dropout_seed": args.dropout_seed}
 
 
 def cmd_patchdb_build(args: argparse.Namespace) -> dict:
@@ -190,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output PNG")
     p.add_argument("--prior", choices=["tv", "patch"], default="tv")
     p.add_argument("--param", choices=["pixel", "fourier"], help="image parameterisation")
+    p.add_argument("--cells", help="m5 pathway: r0:r1,c0:c1 of the pool5 map, or a position "
+                   "(top-left, top, top-right, left, centre, right, bottom-left, ...)")
+    p.add_argument("--dropout-seed", type=int, help="m6-7 pathway: one random dropout mask "
+                   "(rate 0.5) on the fully-connected features")
     _common(p)
     p.set_defaults(func=cmd_visualize)
 
