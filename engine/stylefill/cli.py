@@ -150,7 +150,10 @@ def cmd_patchdb_list(args: argparse.Namespace) -> dict:
 
     dbs = patchdb.list_dbs(None if args.all else args.backbone)
     for m in dbs:
-        print(f"{m['backbone']:20s} {m['name']:20s} {m['count']:9d} pairs  {m['index']}")
+        if m.get("damaged"):
+            print(f"{m['backbone']:20s} {m['name']:20s} damaged: rebuild it with patchdb build")
+        else:
+            print(f"{m['backbone']:20s} {m['name']:20s} {m['count']:9d} pairs  {m['index']}")
     if not dbs:
         print("no patch databases yet (the default one is built on first use)")
     return {"databases": dbs}

@@ -16,7 +16,7 @@ from ..backbones.base import Backbone, Masks
 from ..errors import Cancelled
 from .objectives import Context, Objective
 from .param import ImageParam
-from .patch_prior import PatchPrior
+from .patch_prior import VotedPrior
 from .regularizers import Whitening
 from .transforms import Transform, compose
 
@@ -64,7 +64,7 @@ def render(
     lr: float = 0.05,
     transforms: Sequence[Transform] = (),
     masks: Masks | None = None,
-    priors: Sequence[PatchPrior] = (),
+    priors: Sequence[VotedPrior] = (),
     whiten: Whitening | None = None,
     step_mask: torch.Tensor | None = None,
     optimizer: str = "adam",
