@@ -159,6 +159,13 @@ def cmd_patchdb_list(args: argparse.Namespace) -> dict:
     return {"databases": dbs}
 
 
+def cmd_serve(args: argparse.Namespace) -> dict:
+    from .server import serve
+
+    serve(host=args.host, port=args.port)  # host None = 127.0.0.1
+    return {}
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"one of {', '.join(BACKBONES)}")
     p.add_argument("--weights", metavar="FILE", help="local state dict to load (weights_only)")
@@ -217,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--all", action="store_true", help="all backbones")
     _common(ls)
     ls.set_defaults(func=cmd_patchdb_list)
+
+    p = sub.add_parser("serve", help="run the HTTP engine the GIMP plug-in talks to")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; others print a warning)")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
