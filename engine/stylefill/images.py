@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -13,6 +15,9 @@ from .errors import InputError
 from .paths import atomic_write
 
 MAX_PIXELS = 100_000_000  # about 10000 x 10000; an 8000 px photo fits, a decompression bomb does not
+# What the server accepts per image (docs/protocol.md): a whole request must stay far below RAM.
+MAX_SIDE = 8000
+MAX_UPLOAD_PIXELS = 64_000_000
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -22,31 +27,80 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
+    return _decode(path, str(path), max_pixels).convert("RGB")
+
+
+def decode_image(data: bytes, label: str = "image", max_pixels: int = MAX_UPLOAD_PIXELS,
+                 max_side: int = MAX_SIDE) -> Image.Image:
+    """An encoded image sent over the wire (the server's limits) -> RGB, or InputError."""
+    return _decode(io.BytesIO(data), label, max_pixels, max_side).convert("RGB")
+
+
+def decode_mask(data: bytes, size: tuple[int, int], label: str = "mask") -> np.ndarray:
+    """An encoded mask of the image's `size` (w, h) -> bool array (h, w), True = selected.
+
+    Alpha decides where there is one (RGBA, LA, PNG transparency), else any non-zero value.
+    A mask of another size or one that selects nothing is an InputError.
+    """
+    img = _decode(io.BytesIO(data), label, MAX_UPLOAD_PIXELS, MAX_SIDE)
+    if img.size != tuple(size):
+        raise InputError(f"{label} is {img.width}x{img.height} but the image is "
+                         f"{size[0]}x{size[1]}; the mask must have the image's size")
+    if "A" in img.getbands() or "transparency" in img.info:
+        values = np.asarray(img.convert("RGBA"))[..., 3]
+    else:
+        values = np.asarray(img.convert("L") if img.mode == "P" else img)
+    mask = values != 0
+    if mask.ndim == 3:
+        mask = mask.any(axis=2)
+    if not mask.any():
+        raise InputError(f"{label} selects nothing; select the area to fill")
+    return mask
+
+
+def rect_mask(rect: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """A rectangle (x, y, w, h) inside an image of `size` (w, h) -> bool array (h, w)."""
+    x, y, w, h = (int(v) for v in rect)
+    width, height = size
+    if w <= 0 or h <= 0:
+        raise InputError(f"rect {x},{y},{w},{h}: width and height must be positive")
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise InputError(f"rect {x},{y},{w},{h} does not fit inside the {width}x{height} image")
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y:y + h, x:x + w] = True
+    return mask
+
+
+def _decode(source: Path | BinaryIO, label: str, max_pixels: int,
+            max_side: int | None = None) -> Image.Image:
+    """Check the declared size before decoding, then decode fully and EXIF-orient (mode kept)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             old_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
-                opened = Image.open(path)
+                opened = Image.open(source)
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
             with opened as img:
+                if max_side is not None and max(img.size) > max_side:
+                    raise InputError(f"{label}: {img.width}x{img.height} is larger than the limit "
+                                     f"of {max_side} px per side")
                 if img.width * img.height > max_pixels:
                     raise InputError(
-                        f"{path}: {img.width}x{img.height} is larger than the limit of "
+                        f"{label}: {img.width}x{img.height} is larger than the limit of "
                         f"{max_pixels:,} pixels"
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                return img.convert("RGB")
+                return ImageOps.exif_transpose(img)
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: is larger than the limit of {max_pixels:,} pixels") from None
+        raise InputError(f"{label}: is larger than the limit of {max_pixels:,} pixels") from None
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image Stylefill can read") from None
+        raise InputError(f"{label}: not an image Stylefill can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: broken or truncated image ({exc})") from None
+        raise InputError(f"{label}: broken or truncated image ({exc})") from None
 
 
 def fit_square(img: Image.Image, size: int) -> Image.Image:

@@ -1,0 +1,60 @@
+"""The user's config dir and the engine's access token (docs/protocol.md, "Transport and security").
+
+The token keeps other local users' processes and web pages (DNS rebinding) from driving the
+engine; only someone who can read the 0600 file in the user's own config dir can.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from .errors import StylefillError
+
+
+def config_dir() -> Path:
+    """$STYLEFILL_CONFIG, else $XDG_CONFIG_HOME/stylefill, else ~/.config/stylefill."""
+    env = os.environ.get("STYLEFILL_CONFIG")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "stylefill"
+
+
+def token_path() -> Path:
+    return config_dir() / "token"
+
+
+def ensure_token() -> str:
+    """The engine token, created on first start (32 random bytes, URL-safe, file mode 0600).
+
+    The file appears complete or not at all (written aside, then hard-linked into place), and
+    of two engines starting at once both end up with the one token that won the link.
+    """
+    path = token_path()
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".token.")
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as f:
+                    os.fchmod(f.fileno(), 0o600)
+                    f.write(secrets.token_urlsafe(32))
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+            finally:
+                os.unlink(tmp)
+        elif path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)  # a token others can read protects nothing
+        token = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StylefillError(f"{path}: cannot create or read the engine token ({exc})") from None
+    if not token:
+        raise StylefillError(f"{path}: the engine token file is empty; delete it to make a new one")
+    return token
