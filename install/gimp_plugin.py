@@ -113,7 +113,7 @@ def ensure_token(venv: Path | None) -> None:
                    check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def plugin_config(kind: str, args: argparse.Namespace) -> dict:
+def plugin_config(kind: str, profile: Path, args: argparse.Namespace) -> dict:
     """stylefill.json: where the engine is, its token, and how the plug-in may start it."""
     url = (args.url or DEFAULT_URL).rstrip("/")
     host = urllib.parse.urlsplit(url).hostname or ""
@@ -126,7 +126,7 @@ def plugin_config(kind: str, args: argparse.Namespace) -> dict:
     else:
         cfg["token_file"] = str(token_file)
     if local and args.venv:
-        exe = engine_executable(Path(args.venv).resolve())
+        exe = engine_executable(Path(args.venv))
         command = [str(exe), "serve", "--port", str(port)]
         if kind == "Flatpak":
             # The sandbox cannot run the host's venv; flatpak-spawn can, once GIMP may talk to
@@ -140,7 +140,10 @@ def plugin_config(kind: str, args: argparse.Namespace) -> dict:
                if os.environ.get(k)}
         if env:
             cfg["engine_env"] = env
-        cfg["engine_log"] = str(token_file.parent / "engine.log")
+        # The sandbox of Flatpak GIMP sees its own ~/.var/app/<id> (same path), not ~/.config.
+        log_dir = (profile.parents[2] / "cache" / "stylefill" if kind == "Flatpak"
+                   else token_file.parent)
+        cfg["engine_log"] = str(log_dir / "engine.log")
     return cfg
 
 
@@ -178,7 +181,7 @@ def install_into(kind: str, profile: Path, args: argparse.Namespace) -> Path:
     for name, mode in FILES.items():
         _write(plugin_dir / name, (SOURCE / name).read_bytes(), mode)
         files.append(name)
-    cfg = plugin_config(kind, args)
+    cfg = plugin_config(kind, profile, args)
     _write(plugin_dir / CONFIG, (json.dumps(cfg, indent=2) + "\n").encode(), 0o600)
     files.append(CONFIG)
     for stale in set(old.get("files", [])) - set(files):  # files an older version installed
@@ -205,12 +208,18 @@ def uninstall_from(profile: Path) -> list[str]:
     pycache = plugin_dir / "__pycache__"   # Python writes it when GIMP runs the plug-in
     if pycache.is_dir():
         shutil.rmtree(pycache)
+    left = []
     for d in sorted(manifest.get("created_dirs", []), key=len, reverse=True):
         try:
             Path(d).rmdir()                # only when empty: the user's own files stay
             removed.append(d + os.sep)
         except OSError:
-            pass
+            left.append(d)
+    if left and plugin_dir.is_dir():
+        # Folders kept for the user's files are still ours: a later uninstall may remove them.
+        _write(plugin_dir / MANIFEST, (json.dumps(
+            {"plugin_dir": str(plugin_dir), "files": [], "created_dirs": left}, indent=2)
+            + "\n").encode(), 0o644)
     return removed
 
 
@@ -224,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", help="the engine's token, for a remote engine")
     parser.add_argument("--token-file", help="file holding the token (default: the engine's)")
     args = parser.parse_args(argv)
+    if args.venv:
+        args.venv = str(Path(args.venv).expanduser().resolve())
 
     if args.action == "detect":
         for kind, path in targets(args.gimp_dir):

@@ -4,6 +4,9 @@
 #
 #   install/install.sh            # venv at ./.venv (or $STYLEFILL_VENV), engine installed, self-check
 #   install/install.sh --no-check # install only
+#   install/install.sh --gimp-dir DIR  # the GIMP 3 profile (or its plug-ins folder) to install into
+#   install/install.sh --no-gimp       # engine only, no GIMP plug-in
+#   install/install.sh --uninstall     # remove the GIMP plug-in files this script installed
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,14 +14,35 @@ VENV=${STYLEFILL_VENV:-$REPO/.venv}
 PYTHON=${PYTHON:-python3}
 CHECK=1
 EXTRAS=""
-for arg in "$@"; do
-    case "$arg" in
+GIMP=1
+GIMP_DIR=""
+UNINSTALL=0
+while [ $# -gt 0 ]; do
+    case "$1" in
         --no-check) CHECK=0 ;;
         --with-tests) EXTRAS="[test]" ;;
-        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-        *) echo "install.sh: unknown option $arg" >&2; exit 2 ;;
+        --no-gimp) GIMP=0 ;;
+        --gimp-dir) [ $# -ge 2 ] || { echo "install.sh: --gimp-dir needs a folder" >&2; exit 2; }
+                    GIMP_DIR=$2; shift ;;
+        --gimp-dir=*) GIMP_DIR=${1#--gimp-dir=} ;;
+        --uninstall) UNINSTALL=1 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
+    shift
 done
+
+# GIMP plug-in: install/gimp_plugin.py (stdlib only) finds the GIMP 3 profiles (distro,
+# Flatpak, macOS), copies gimp_plugin/stylefill/ there, writes stylefill.json and a manifest.
+gimp_plugin() {
+    if [ -n "$GIMP_DIR" ]; then set -- "$@" --gimp-dir "$GIMP_DIR"; fi
+    "${GIMP_PYTHON:-$PYTHON}" "$REPO/install/gimp_plugin.py" "$@"
+}
+if [ "$UNINSTALL" = 1 ]; then
+    printf '\n== %s\n' "removing the Stylefill GIMP plug-in"
+    gimp_plugin uninstall
+    exit 0
+fi
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -33,6 +57,11 @@ step "installing the engine (torch 2.14.1 + torchvision 0.29.1 and friends) into
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e "$REPO/engine$EXTRAS"
 "$VENV/bin/stylefill" --version
+
+if [ "$GIMP" = 1 ]; then
+    step "installing the GIMP 3 plug-in (Filters > Stylefill)"
+    GIMP_PYTHON="$VENV/bin/python" gimp_plugin install --venv "$VENV"
+fi
 
 if [ "$CHECK" = 1 ]; then
     OUT=$REPO/out/install-check

@@ -34,6 +34,10 @@ class Cancelled(EngineError):
     """The job was cancelled (by the user, a timeout, or another client)."""
 
 
+class Unreachable(EngineError):
+    """Nothing answers at the engine's URL (refused, timed out, no route)."""
+
+
 # ----------------------------------------------------------------------------- configuration
 
 def default_token_file() -> str:
@@ -215,7 +219,7 @@ class Client:
             raise EngineError(f"the engine failed ({exc.code}): {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise EngineError(f"cannot reach the Stylefill engine at {self.config.url}: {reason}"
+            raise Unreachable(f"cannot reach the Stylefill engine at {self.config.url}: {reason}"
                               ) from None
         if raw:
             return payload
@@ -227,7 +231,14 @@ class Client:
 
     def health(self, timeout: float = 3.0) -> dict:
         """GET /v1/health, checked: a Stylefill engine that speaks this protocol version."""
-        info = self.request("GET", "/v1/health", auth=False, timeout=timeout)
+        try:
+            info = self.request("GET", "/v1/health", auth=False, timeout=timeout)
+        except Unreachable:
+            raise
+        except EngineError as exc:
+            raise EngineError(f"{self.config.url} answers, but not like a Stylefill engine "
+                              f"({exc}); is another program using that port? Change \"url\" "
+                              f"in {self.config.path}") from None
         if not isinstance(info, dict) or info.get("name") != "stylefill":
             raise EngineError(f"{self.config.url} answers, but it is not a Stylefill engine "
                               f"({str(info)[:100]}); change \"url\" in {self.config.path}")
@@ -246,10 +257,8 @@ class Client:
         try:
             self.health(timeout=2.0)
             return True
-        except EngineError as exc:
-            if "cannot reach" in str(exc):
-                return False
-            raise
+        except Unreachable:
+            return False
 
     def ensure_running(self, progress=None) -> dict:
         """Health of a running engine; a local one that does not answer is started and awaited.
@@ -302,8 +311,8 @@ class Client:
         try:
             os.makedirs(os.path.dirname(cfg.engine_log) or ".", exist_ok=True)
             log = open(cfg.engine_log, "ab")
-        except OSError as exc:
-            raise EngineError(f"cannot write the engine log {cfg.engine_log}: {exc}") from None
+        except OSError:
+            log = open(os.devnull, "wb")  # no log is no reason not to start the engine
         try:
             log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
                       f"{' '.join(cfg.engine_command)}\n".encode())

@@ -35,22 +35,28 @@ def rootfs() -> Path:
 
 
 @pytest.fixture(scope="session")
-def workdir(rootfs: Path) -> Path:
-    """A host folder seen at the same path inside the rootfs (bind mount)."""
+def workdir() -> Path:
+    """The session's host folder: engine token, GIMP profile, photos, logs."""
     path = Path(tempfile.mkdtemp(prefix="stylefill-gimp-", dir="/tmp"))
-    inside = Path(f"{rootfs}{path}")
-    inside.mkdir(parents=True, exist_ok=True)
-    res = _run(["mount", "--bind", str(path), str(inside)])
-    if res.returncode != 0:
-        pytest.fail(f"bind-mounting {path} into the rootfs failed: {res.stderr}")
     (path / "photos").mkdir()
     yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def shared(rootfs: Path, workdir: Path) -> Path:
+    """The work folder seen at the same path inside the rootfs (bind mount)."""
+    inside = Path(f"{rootfs}{workdir}")
+    inside.mkdir(parents=True, exist_ok=True)
+    res = _run(["mount", "--bind", str(workdir), str(inside)])
+    if res.returncode != 0:
+        pytest.fail(f"bind-mounting {workdir} into the rootfs failed: {res.stderr}")
+    yield workdir
     _run(["umount", "-l", str(inside)])
     try:
         inside.rmdir()  # only once unmounted and empty
     except OSError:
         pass
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +89,7 @@ def installed(workdir: Path, engine: Engine) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gimp(rootfs: Path, workdir: Path, installed: Path, photos: Path) -> Gimp:
-    return Gimp(rootfs, workdir, installed, photos)
+def gimp(rootfs: Path, shared: Path, installed: Path, photos: Path) -> Gimp:
+    return Gimp(rootfs, shared, installed, photos)
 
 

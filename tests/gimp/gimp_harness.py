@@ -35,10 +35,6 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=False, capture_output=True, text=True, **kw)
 
 
-def _mounted(path: Path) -> bool:
-    return _run(["mountpoint", "-q", str(path)]).returncode == 0
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
