@@ -348,7 +348,8 @@ def do_visualize(procedure, run_mode, image, drawables, config, progress):
     target = selection_box(image)
     target = _intersect(target, layer_box(drawable)) if target else layer_box(drawable)
     target = target or layer_box(drawable)
-    layer = add_result_layer(image, drawable, result, (0, 0), name, fit=target)
+    layer = add_result_layer(image, drawable, result, (0, 0), name, fit=target,
+                             mask_selection=True)
     return [GObject.Value(Gimp.Layer, layer)]
 
 
@@ -541,7 +542,7 @@ def interactive(procedure, config, short, image, drawables):
                 _box, crop = selected_region(image, drawables[0])
                 suggestions = engine.suggest(*encode_region(image, drawables[0], crop), top=6)
         except (sf.EngineError, UserError) as exc:
-            note = str(exc)
+            note = (f"No suggestions: {exc}" if engine is not None else str(exc))
         finally:
             progress.end()
     return dialogs.show(procedure, config, short, engine, suggestions, note)

@@ -143,3 +143,118 @@ def engine_has(name: str) -> bool:
     from stylefill import api
 
     return hasattr(api, name)
+
+
+def xwd_to_png(xwd: Path, png: Path) -> None:
+    """Xvfb's -fbdir framebuffer (an XWD file, 24/32 bit TrueColor) as a PNG."""
+    import struct
+
+    from PIL import Image
+
+    data = xwd.read_bytes()
+    fields = struct.unpack(">25I", data[:100])
+    header_size, width, height = fields[0], fields[4], fields[5]
+    bits_per_pixel, bytes_per_line, ncolors = fields[11], fields[12], fields[19]
+    if bits_per_pixel != 32:
+        raise ValueError(f"{xwd}: {bits_per_pixel} bits per pixel; expected a 24-bit screen")
+    start = header_size + ncolors * 12
+    order = "BGRX" if fields[7] == 0 else "XRGB"  # byte order: 0 = LSBFirst
+    Image.frombuffer("RGB", (width, height), data[start:start + bytes_per_line * height], "raw",
+                     order, bytes_per_line, 1).save(png)
+
+
+def free_display() -> int:
+    """An X display number no server uses (abstract sockets are shared with the chroot)."""
+    used = Path("/proc/net/unix").read_text()
+    for n in range(90, 200):
+        if f"/tmp/.X11-unix/X{n}" not in used and not Path(f"/tmp/.X{n}-lock").exists():
+            return n
+    raise RuntimeError("no free X display number between 90 and 199")
+
+
+class GuiSession:
+    """Xvfb and the GIMP 3 GUI (gimp-3.0) in the rootfs, driven by xdotool and files.
+
+    The batch snippet runs inside GIMP while its windows stay live, so keystrokes (ctrl+z,
+    Escape) reach GIMP between the snippet's steps; the snippet waits for flag files.
+    """
+
+    def __init__(self, gimp: Gimp, size: str = "1280x800"):
+        self.gimp = gimp
+        self.display = free_display()
+        self.fbdir = gimp.workdir / f"fb{self.display}"
+        self.fbdir.mkdir(exist_ok=True)
+        self.log = gimp.workdir / f"gimp-gui-{self.display}.log"
+        self.xvfb = subprocess.Popen(
+            ["chroot", str(gimp.rootfs), "env", "-i", "PATH=/usr/bin:/bin",
+             "Xvfb", f":{self.display}", "-screen", "0", f"{size}x24", "-nolisten", "tcp",
+             "-fbdir", str(self.fbdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc: subprocess.Popen | None = None
+        deadline = time.monotonic() + 20
+        while f"/tmp/.X11-unix/X{self.display}" not in Path("/proc/net/unix").read_text():
+            if self.xvfb.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Xvfb :{self.display} did not start")
+            time.sleep(0.1)
+
+    def start(self, body: str, env: dict | None = None) -> None:
+        cmd = self.gimp.command(dict(env or {}, DISPLAY=f":{self.display}"))
+        at = cmd.index("gimp-console-3.0")
+        cmd[at:at + 2] = ["gimp-3.0", "--no-splash"]  # the GUI instead of "gimp-console-3.0 -i"
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self.log.open("wb"),
+                                     stderr=subprocess.STDOUT)
+        self.proc.stdin.write(self.gimp.script(body).encode())
+        self.proc.stdin.close()
+
+    def xdotool(self, *args: str) -> str:
+        res = subprocess.run(["chroot", str(self.gimp.rootfs), "env", "-i", "PATH=/usr/bin:/bin",
+                              f"DISPLAY=:{self.display}", "xdotool", *args],
+                             capture_output=True, text=True, check=False, timeout=30)
+        return res.stdout.strip()
+
+    def window(self, pattern: str, timeout: float = 60) -> str:
+        """The id of the first window whose title matches `pattern` (a regex), waiting for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.xdotool("search", "--onlyvisible", "--name", pattern).split()
+            if found:
+                return found[0]
+            self.check_alive()
+            time.sleep(0.3)
+        raise AssertionError(f"no window matching {pattern!r} within {timeout} s:\n{self.output()}")
+
+    def key(self, window: str, *keys: str) -> None:
+        self.xdotool("windowfocus", "--sync", window)
+        self.xdotool("key", "--clearmodifiers", "--window", window, *keys)
+
+    def wait_file(self, path: Path, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path.name} did not appear within {timeout} s:\n"
+                                     f"{self.output()}")
+            time.sleep(0.2)
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"GIMP exited with {self.proc.returncode}:\n{self.output()}")
+
+    def screenshot(self, png: Path) -> Path:
+        xwd_to_png(self.fbdir / "Xvfb_screen0", png)
+        return png
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
+
+    def finish(self, timeout: float = 120) -> GimpRun:
+        start = time.monotonic()
+        self.proc.wait(timeout=timeout)
+        return GimpRun(self.proc.returncode, self.log.read_text(errors="replace"),
+                       time.monotonic() - start)
+
+    def close(self) -> None:
+        for proc in (self.proc, self.xvfb):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)

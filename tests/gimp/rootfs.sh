@@ -16,9 +16,10 @@ set -euo pipefail
 ROOTFS=${STYLEFILL_GIMP_ROOTFS:-${XDG_CACHE_HOME:-$HOME/.cache}/stylefill/gimp-rootfs}
 ROOTFS=${ROOTFS%/}
 SUITE=trixie
-# gimp hard-depends on python3, python3-gi and gir1.2-gimp-3.0. No numpy: the plug-in must work
+# gimp hard-depends on python3, python3-gi and gir1.2-gimp-3.0; xvfb and xdotool drive the GUI
+# tests (undo, dialogs). No numpy: the plug-in must work
 # with GIMP's bare Python, and the tests prove it.
-PACKAGES=gimp,ca-certificates
+PACKAGES=gimp,ca-certificates,xvfb,xdotool
 RECIPE="suite=$SUITE packages=$PACKAGES recipe=1"
 STAMP=$ROOTFS/.stylefill-rootfs-ready
 

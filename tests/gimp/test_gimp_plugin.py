@@ -142,7 +142,7 @@ image.delete()
         ok(res[key])
     vis = res["vis_layer"]
     assert vis["offset"] == [300, 40] and vis["size"] == [160, 120]
-    assert "ladybug" in vis["name"] and vis["std"] > 5
+    assert "ladybug" in vis["name"] and vis["std"] > 5 and vis["has_mask"]
     inv = res["inv_all_layer"]
     assert inv["offset"] == [0, 0] and inv["size"] == [512, 512] and inv["coverage"] == 1.0
     assert inv["std"] > 5 and "tv prior" in inv["name"]

@@ -40,11 +40,11 @@ def digest(drawable):
     return hashlib.sha256(pixels(drawable)).hexdigest()
 
 
-def call(name, image, drawables, **props):
-    """Run a procedure NONINTERACTIVE: {status, seconds, message | values}."""
+def call(name, image, drawables, run_mode=Gimp.RunMode.NONINTERACTIVE, **props):
+    """Run a procedure (NONINTERACTIVE unless told): {status, seconds, message | values}."""
     proc = PDB.lookup_procedure(name)
     cfg = proc.create_config()
-    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("run-mode", run_mode)
     cfg.set_property("image", image)
     cfg.set_core_object_array("drawables", drawables)
     for key, value in props.items():
@@ -86,6 +86,22 @@ def layer_info(layer, original=None):
 
 def names(image):
     return [layer.get_name() for layer in image.get_layers()]
+
+
+def flag(name):
+    """Tell the test on the host that a step is done (a file in the shared work folder)."""
+    with open(os.path.join(os.environ["SF_WORK"], name), "w") as f:
+        json.dump(OUT, f)
+
+
+def wait_flag(name, timeout=120):
+    """Wait until the host has done its step (it creates the file)."""
+    path = os.path.join(os.environ["SF_WORK"], name)
+    end = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > end:
+            raise TimeoutError(f"the test did not create {name} within {timeout} s")
+        time.sleep(0.1)
 
 
 def done():
