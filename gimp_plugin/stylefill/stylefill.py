@@ -565,7 +565,7 @@ class Stylefill(Gimp.PlugIn):
         short = name[len(PREFIX):]
         spec = PROCEDURES[short]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, short)
-        procedure.set_image_types("RGB*" if spec["image"] else "*")
+        procedure.set_image_types("RGB*, GRAY*" if spec["image"] else "*")
         if spec["image"]:
             procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
         else:

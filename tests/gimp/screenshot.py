@@ -1,0 +1,116 @@
+"""A screenshot of the real GIMP 3 window with a Stylefill result and the Filters > Stylefill menu
+open (for the README). Same set-up as the tests: the cached Debian 13 rootfs, the plug-in
+installed by install/gimp_plugin.py, the real engine on the host's 127.0.0.1. Run as root:
+
+    OMP_NUM_THREADS=1 .venv/bin/python tests/gimp/screenshot.py -o docs/images/gimp.png \
+        [--command insert --class ladybug --iterations 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gimp_harness import (  # noqa: E402
+    REPO,
+    ROOTFS_SH,
+    Gimp,
+    GuiSession,
+    start_engine,
+    stop_engine,
+)
+
+BODY = """
+image, layer = load({photo!r})
+display = Gimp.Display.new(image)
+image.select_ellipse(Gimp.ChannelOps.REPLACE, {sel})
+r = call("plug-in-stylefill-{command}", image, [layer], class_name={cls!r}, iterations={iters},
+         seed={seed})
+OUT["call"] = {{k: v for k, v in r.items() if k != "values"}}
+Gimp.displays_flush()
+flag("shot-ready")
+wait_flag("shot-done", timeout=600)
+image.clean_all()
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-o", "--output", default=str(REPO / "out" / "gimp-stylefill.png"))
+    parser.add_argument("--command", default="insert", choices=["insert", "visualize"])
+    parser.add_argument("--class", dest="cls", default="ladybug")
+    parser.add_argument("--photo", default="chelsea", help="a scikit-image photo name")
+    parser.add_argument("--selection", default="40,150,130,110", help="ellipse x,y,w,h")
+    parser.add_argument("--iterations", type=int, default=0, help="0 = the engine's default")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    build = subprocess.run(["bash", str(ROOTFS_SH), "build"], capture_output=True, text=True)
+    if build.returncode != 0:
+        print(build.stderr, file=sys.stderr)
+        return 1
+    rootfs = Path(build.stdout.strip().splitlines()[-1])
+    subprocess.run(["bash", str(ROOTFS_SH), "mount"], check=True)
+    work = Path(tempfile.mkdtemp(prefix="stylefill-gimp-shot-", dir="/tmp"))
+    inside = Path(f"{rootfs}{work}")
+    inside.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(work), str(inside)], check=True)
+    engine = session = None
+    try:
+        import skimage.data
+        from PIL import Image
+
+        (work / "photos").mkdir()
+        Image.fromarray(getattr(skimage.data, args.photo)()).save(work / "photos" / f"{args.photo}.png")
+        engine = start_engine(work)
+        profile = work / "gimp-profile"
+        subprocess.run([sys.executable, str(REPO / "install" / "gimp_plugin.py"), "install",
+                        "--gimp-dir", str(profile), "--venv", sys.prefix, "--url", engine.url],
+                       check=True, env=dict(os.environ, STYLEFILL_CONFIG=str(engine.config_dir)),
+                       stdout=subprocess.DEVNULL)
+        profile.joinpath("gimprc").write_text("(show-welcome-dialog no)\n")
+        session = GuiSession(Gimp(rootfs, work, profile, work / "photos"), size="1100x720")
+        session.start(BODY.format(photo=args.photo, sel=args.selection.replace(",", ", "),
+                                  command=args.command, cls=args.cls, iters=args.iterations,
+                                  seed=args.seed))
+        session.wait_file(work / "shot-ready", timeout=900)
+        window = session.window(r"layers\).* GIMP$")
+        session.xdotool("windowmove", window, "0", "0")
+        session.xdotool("windowsize", "--sync", window, "1100", "720")
+        time.sleep(1.5)
+        session.key(window, "shift+ctrl+j")  # View > Zoom > Fit image in window
+        time.sleep(1.0)
+        # Open Filters (mnemonic r); Up wraps to its last entry, the Stylefill submenu.
+        session.key(window, "alt+r")
+        time.sleep(0.8)
+        session.xdotool("key", "Up")
+        time.sleep(0.3)
+        session.xdotool("key", "Right")
+        time.sleep(1.0)
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        session.screenshot(out)
+        (work / "shot-done").touch()
+        session.xdotool("key", "Escape", "Escape", "Escape")
+        session.finish(timeout=120)
+        print(out)
+    finally:
+        if session is not None:
+            session.close()
+        if engine is not None:
+            stop_engine(engine)
+        subprocess.run(["umount", "-l", str(inside)], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
