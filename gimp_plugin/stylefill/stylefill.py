@@ -30,6 +30,7 @@ PREFIX = "plug-in-stylefill-"
 MENU = "<Image>/Filters/Stylefill"
 MAX_SIDE = 8000          # the engine refuses larger images (docs/protocol.md)
 CONTEXT = 1.0            # context margin on each side, in multiples of the selection's size
+CONTEXT_SIDE = 4096      # context stops growing here: the network sees a few hundred px anyway
 RW = GObject.ParamFlags.READWRITE
 
 
@@ -57,11 +58,12 @@ def layer_box(drawable):
 
 
 def context_box(box, bounds, margin=CONTEXT):
-    """`box` grown by `margin` times its size on each side, inside `bounds`, at most MAX_SIDE."""
+    """`box` grown by `margin` times its size on each side, inside `bounds`; the growth stops
+    at CONTEXT_SIDE px in all (a selection that is larger already is sent as it is)."""
     x, y, w, h = box
     out = []
     for start, size, lo, extent in ((x, w, bounds[0], bounds[2]), (y, h, bounds[1], bounds[3])):
-        grow = min(int(size * margin), max(0, (MAX_SIDE - size) // 2))
+        grow = min(int(size * margin), max(0, (CONTEXT_SIDE - size) // 2))
         a, b = max(lo, start - grow), min(lo + extent, start + size + grow)
         out.append((a, b - a))
     return (out[0][0], out[1][0], out[0][1], out[1][1])
@@ -125,11 +127,13 @@ def add_result_layer(image, drawable, result, origin, name, fit=None, mask_selec
     png = _result_png(result)
     offset = result.get("offset") or [0, 0]
     layer = _load_layer(image, png)
+    inserted = False
     image.undo_group_start()
     try:
         layer.set_name(name)
         parent, position = _place(image, drawable)
         image.insert_layer(layer, parent, position)
+        inserted = True
         if fit is not None:
             layer.scale(fit[2], fit[3], False)
             layer.set_offsets(fit[0], fit[1])
@@ -139,6 +143,8 @@ def add_result_layer(image, drawable, result, origin, name, fit=None, mask_selec
             layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
     finally:
         image.undo_group_end()
+        if not inserted:
+            layer.delete()  # loaded but never placed: do not leave it floating around
     Gimp.displays_flush()
     return layer
 

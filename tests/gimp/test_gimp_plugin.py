@@ -313,3 +313,22 @@ image.delete()
     assert result["gimp"].startswith("3.")
     assert _job_state(engine, job_id, "cancelled") == "cancelled"
 
+
+
+def test_learn_styles_reports_the_engines_answer(gimp, photos: Path):
+    """Learn styles goes through the engine's job queue: its refusal of a folder that holds no
+    photos of the class comes back as the procedure's error (and no folder at all is caught
+    before the engine is asked)."""
+    run = gimp.run(f"""
+folder = Gio.File.new_for_path({str(photos)!r})
+OUT["none"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tabby")
+OUT["folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tabby",
+                     folder=folder, topics=2)
+""")
+    res = run.result
+    assert res["none"]["status"] == "execution-error"
+    assert res["none"]["message"].startswith("Choose a folder of photos of the class")
+    assert res["folder"]["status"] == "execution-error", res["folder"]
+    assert res["folder"]["message"].startswith("Stylefill: ")
+    assert str(photos) in res["folder"]["message"]
+    assert run.job_ids("learn_styles")
