@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
                     GIMP_DIR=$2; shift ;;
         --gimp-dir=*) GIMP_DIR=${1#--gimp-dir=} ;;
         --uninstall) UNINSTALL=1 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
