@@ -332,3 +332,55 @@ OUT["folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tab
     assert res["folder"]["message"].startswith("Stylefill: ")
     assert str(photos) in res["folder"]["message"]
     assert run.job_ids("learn_styles")
+
+
+def test_context_crop_and_mask_are_what_the_engine_receives(gimp, installed: Path, photos: Path,
+                                                            workdir: Path):
+    """The plug-in's own encoder, run inside GIMP on a layer that is offset in its image: the
+    image PNG is exactly the layer's pixels around the selection, the mask PNG the selection."""
+    plugin = installed / "plug-ins" / "stylefill"
+    out = workdir / "sent"
+    run = gimp.run(f"""
+sys.path.insert(0, {str(plugin)!r})
+import stylefill
+photo, _ = load("chelsea")
+image = Gimp.Image.new(600, 400, Gimp.ImageBaseType.RGB)
+layer = Gimp.Layer.new_from_drawable(photo.get_layers()[0], image)
+image.insert_layer(layer, None, 0)
+layer.set_offsets(70, 40)
+layer.set_name("offset photo")
+image.select_ellipse(Gimp.ChannelOps.REPLACE, 200, 150, 90, 60)
+box, crop = stylefill.selected_region(image, layer)
+image_png, mask_png = stylefill.encode_region(image, layer, crop)
+os.makedirs({str(out)!r}, exist_ok=True)
+for name, data in (("image.png", image_png), ("mask.png", mask_png)):
+    with open(os.path.join({str(out)!r}, name), "wb") as f:
+        f.write(data)
+OUT["box"], OUT["crop"] = list(box), list(crop)
+image.select_rectangle(Gimp.ChannelOps.REPLACE, 530, 350, 60, 40)   # beside the layer
+try:
+    stylefill.selected_region(image, layer)
+except stylefill.UserError as exc:
+    OUT["outside"] = str(exc)
+photo.delete()
+image.delete()
+""")
+    import numpy as np
+    from PIL import Image
+
+    res = run.result
+    assert res["box"] == [200, 150, 90, 60]
+    # one selection size of context on each side, cut at the layer's edge (70 + 451 = 521)
+    assert res["crop"] == [110, 90, 270, 180]
+    x, y, w, h = res["crop"]
+    sent = Image.open(out / "image.png")
+    photo = Image.open(photos / "chelsea.png").convert("RGB")
+    assert sent.mode == "RGB" and sent.size == (w, h)
+    assert np.array_equal(np.asarray(sent), np.asarray(photo.crop((x - 70, y - 40, x - 70 + w,
+                                                                   y - 40 + h))))
+    mask = np.asarray(Image.open(out / "mask.png"))
+    assert mask.shape == (h, w)
+    ys, xs = np.nonzero(mask)
+    assert [xs.min() + x, ys.min() + y, xs.max() + 1 + x, ys.max() + 1 + y] == [200, 150, 290, 210]
+    assert abs((mask > 127).sum() / (np.pi / 4 * 90 * 60) - 1) < 0.03  # an ellipse, not a box
+    assert res["outside"] == "The selection does not touch the layer 'offset photo'"
