@@ -36,3 +36,60 @@ def photo() -> torch.Tensor:
     from PIL import Image
 
     return to_tensor(fit_square(Image.fromarray(skimage.data.chelsea()), 224))
+
+
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory) -> Path:
+    """An isolated models cache for tests that learn and store things (styles), sharing the
+    real cache's weights and patch databases (so the default database is not rebuilt)."""
+    from stylefill.paths import models_dir
+
+    real = models_dir()
+    root = tmp_path_factory.mktemp("models")
+    for sub in ("weights", "patchdb"):
+        (real / sub).mkdir(exist_ok=True)
+        (root / sub).symlink_to(real / sub, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ladybug_styles(backbone, models_root):
+    """Data-free styles of ladybug with the default settings, learned once per session."""
+    from stylefill import styles
+
+    return styles.learn("ladybug", backbone, data_free=True, root=models_root)
+
+
+@pytest.fixture(scope="session")
+def strawberry_folder(tmp_path_factory) -> Path:
+    """Two visually different groups of one class: strawberry photos (two sources) and a
+    strawberry drawing, each placed at random sizes/positions on the same four backgrounds,
+    plus one photo of another class (skimage's chelsea, a cat)."""
+    import random
+    import sys
+
+    import skimage.data
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from stamps import stamps
+
+    src = stamps()
+    folder = tmp_path_factory.mktemp("strawberries")
+    backgrounds = [(255, 255, 255), (236, 236, 236), (245, 240, 225), (225, 235, 245)]
+    groups = [("photo-a", "food/fruit/strawberry.png", 6), ("photo-b", "food/fruit/Strawberry2.png", 6),
+              ("cartoon", "food/fruit/cartoon/strawberry.png", 12)]
+    for g, (name, file, n) in enumerate(groups):
+        rnd = random.Random(g)
+        obj = Image.open(src / file).convert("RGBA")
+        for i in range(n):
+            canvas = Image.new("RGBA", (256, 256), backgrounds[i % 4] + (255,))
+            k = rnd.uniform(0.55, 0.85) * 256 / max(obj.size)
+            o = obj.resize((max(1, int(obj.width * k)), max(1, int(obj.height * k))),
+                           Image.Resampling.BICUBIC)
+            if i % 2:
+                o = o.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            canvas.alpha_composite(o, (rnd.randint(0, 256 - o.width), rnd.randint(0, 256 - o.height)))
+            canvas.convert("RGB").save(folder / f"{name}-{i:02d}.jpg", quality=92)
+    Image.fromarray(skimage.data.chelsea()).save(folder / "zz-cat.jpg")
+    return folder

@@ -6,10 +6,13 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
+from stylefill.api import invert_code
+from stylefill.backbones import Masks
 from stylefill.cli import main
 from stylefill.errors import InputError
-from stylefill.masks import cell_mask, cell_window, pathway
+from stylefill.masks import cell_mask, cell_window, image_code, pathway
 
 
 def test_named_positions_and_ranges_on_a_7x7_map():
@@ -58,3 +61,77 @@ def test_cli_visualize_with_pathway_records_it(tmp_path):
     data = json.loads(js.read_text())
     assert data["cells"] == "centre" and data["dropout_seed"] == 3
     assert main(["visualize", "ladybug", "-o", str(out), "--cells", "9:9,0:1", "-q"]) == 2
+
+
+def test_closed_m7_units_pass_no_gradient(backbone, photo):
+    """EfficientNet-Lite0's fc7 unit c is the mean of pool5 channel c: closing it in m7 must cut
+    every gradient into that channel, and only there."""
+    closed = torch.zeros(backbone.units("fc7"), dtype=torch.bool)
+    closed[:640] = True
+    pool5 = backbone.features(backbone.normalize(photo)).detach().requires_grad_(True)
+    out = backbone.head(pool5, Masks(m7=(~closed).float()))
+    out.logits[0, 281].backward()
+    g = pool5.grad.abs().sum((0, 2, 3))
+    assert float(g[closed].max()) == 0.0 and float(g[~closed].sum()) > 0
+
+
+def test_closed_m5_cells_pass_no_gradient(backbone, photo):
+    from stylefill.backbones.base import apply_m5
+
+    m5 = cell_mask("top-left", 7)
+    pool5 = backbone.features(backbone.normalize(photo)).detach().requires_grad_(True)
+    backbone.head(apply_m5(pool5, m5), Masks()).logits[0, 281].backward()
+    g = pool5.grad.abs().sum((0, 1))
+    assert float(g[m5 == 0].max()) == 0.0 and float(g[m5 == 1].min()) > 0
+
+
+def test_image_code_levels(backbone, photo):
+    code = image_code(backbone, photo, "m5-7")
+    assert code.m5.shape == (1, 1280, 7, 7) and code.m7.shape == (1, 1280) and code.m6 is None
+    assert 0 < float(code.m5.mean()) < 0.3 < float(code.m7.mean()) < 0.8
+    # hierarchical: a unit is on in m7 exactly where its channel fires in some cell
+    assert torch.equal(code.m7[0], code.m5[0].amax((1, 2)))
+    assert image_code(backbone, photo, "m7").m5 is None
+    with pytest.raises(InputError, match="levels"):
+        image_code(backbone, photo, "m4")
+
+
+def test_invert_code_m5_7_is_closer_than_m7(backbone, foolbox_images):
+    """Paper Fig. 8's order on real photos (foolbox 6-9; held-out numbers in docs/styles.md)."""
+    for path, _ in foolbox_images[6:10]:
+        m7 = invert_code(path, "m7", backbone)
+        m57 = invert_code(path, "m5-7", backbone)
+        assert m57.relative_l2 < m7.relative_l2, (path.name, m57.relative_l2, m7.relative_l2)
+        assert m57.bits > m7.bits
+
+
+def test_cli_styles_invert_code_retrieve_sheet(ladybug_styles, models_root, strawberry_folder,
+                                               foolbox_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLEFILL_MODELS", str(models_root))
+    js = tmp_path / "l.json"
+    assert main(["styles", "list", "ladybug", "--json", str(js), "-q"]) == 0
+    listing = json.loads(js.read_text())
+    assert listing["class"] == "ladybug" and len(listing["styles"]) >= 4
+    assert main(["styles", "list", "tabby", "-q"]) == 2  # not learned: one line, exit 2
+
+    out = tmp_path / "v.png"
+    assert main(["visualize", "ladybug", "--style", "1", "--iters", "4", "-o", str(out),
+                 "--json", str(js), "-q"]) == 0
+    assert json.loads(js.read_text())["style"] == 1
+    assert main(["visualize", "ladybug", "--style", "9", "--iters", "4", "-o", str(out), "-q"]) == 2
+
+    assert main(["invert-code", str(foolbox_images[0][0]), "--levels", "m7", "--iters", "4",
+                 "-o", str(out), "--json", str(js), "-q"]) == 0
+    data = json.loads(js.read_text())
+    assert data["levels"] == "m7" and data["bits"] == 1280 and 0 < data["relative_l2"] < 2
+
+    assert main(["retrieve", str(strawberry_folder), "--class", "ladybug", "--style", "0",
+                 "--top", "3", "--json", str(js), "-q"]) == 0
+    assert len(json.loads(js.read_text())["ranking"]) == 3
+    assert main(["retrieve", str(tmp_path / "none"), "--class", "ladybug", "--style", "0", "-q"]) == 2
+
+    sheet = tmp_path / "s.png"
+    assert main(["sheet", "ladybug", "--by", "styles", "-o", str(sheet), "-q"]) == 0
+    assert Image.open(sheet).width >= 4 * 150
+    assert main(["sheet", "ladybug", "--by", "cells", "--iters", "2", "-o", str(sheet), "-q"]) == 0
+    assert Image.open(sheet).size[0] == 3 * 192

@@ -118,12 +118,12 @@ def cmd_visualize(args: argparse.Namespace) -> dict:
     masks = pathway(net, args.size or net.input_size, args.cells, args.dropout_seed)
     with _bar("visualize", settings.iters, args.quiet) as bar:
         res = visualize(args.cls, net, size=args.size, seed=args.seed, settings=settings,
-                        masks=masks, callback=_step_callback(bar))
+                        masks=masks, style=args.style, callback=_step_callback(bar))
     save_image(res.image, args.output)
     print(f"{args.output}: {res.cls} p={res.prob:.4f}, top-1 {res.top1}, {res.seconds:.1f} s")
     return {"backbone": net.name, "output": str(args.output), "class": res.cls,
             "index": res.index, "prob": res.prob, "top1": res.top1, "seconds": res.seconds,
-            "cells": args.cells, "dropout_seed": args.dropout_seed}
+            "cells": args.cells, "dropout_seed": args.dropout_seed, "style": args.style}
 
 
 def cmd_patchdb_build(args: argparse.Namespace) -> dict:
@@ -157,6 +157,103 @@ def cmd_patchdb_list(args: argparse.Namespace) -> dict:
     if not dbs:
         print("no patch databases yet (the default one is built on first use)")
     return {"databases": dbs}
+
+
+def _fraction_bar(bar: tqdm) -> Callable[[float, str, object], None]:
+    def progress(fraction: float, stage: str, _preview: object) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_description_str(stage[:40], refresh=False)
+        bar.refresh()
+
+    return progress
+
+
+def cmd_styles_learn(args: argparse.Namespace) -> dict:
+    from . import styles
+
+    net = _backbone(args)
+    with tqdm(total=100, desc="styles", unit="%", disable=args.quiet, leave=False,
+              file=sys.stderr) as bar:
+        ss = styles.learn(args.cls, net, folder=args.folder, data_free=args.data_free,
+                          topics=args.topics, samples=args.samples, keep_all=args.keep_all,
+                          seed=args.seed, progress=_fraction_bar(bar))
+    for s in ss.styles:
+        print(f"style {s.id}: weight {s.weight:.2f}, {s.units} fc7 units, preview p={s.preview_prob:.3f}"
+              f"  {ss.preview_path(s.id)}")
+    dropped = ss.meta.get("dropped", [])
+    if dropped:
+        print(f"dropped {len(dropped)} image(s) the network does not rank '{ss.cls}' in its top 5 "
+              f"(--keep-all keeps them): {', '.join(Path(p).name for p in dropped)}")
+    print(f"{ss.root}: {len(ss.styles)} styles of {ss.cls} ({ss.source}), {ss.meta['seconds']:.0f} s")
+    return {**ss.listing(), "dropped": dropped, "seconds": ss.meta["seconds"]}
+
+
+def cmd_styles_list(args: argparse.Namespace) -> dict:
+    from . import styles
+
+    if args.cls is None:
+        names = styles.list_classes(args.backbone)
+        for n in names:
+            print(n)
+        if not names:
+            print(f"no styles learned for {args.backbone} yet (styles learn CLASS --data-free)")
+        return {"backbone": args.backbone, "classes": names}
+    listing = styles.load(args.cls, args.backbone).listing()
+    for s in listing["styles"]:
+        print(f"style {s['id']}: weight {s['weight']:.2f}  {s['preview']}  ({len(s['images'])} images)")
+    return listing
+
+
+def cmd_invert_code(args: argparse.Namespace) -> dict:
+    from .api import VisualizationSettings, invert_code
+    from .images import save_image
+
+    settings = VisualizationSettings(iters=args.iters or 128, robust=False)
+    net = _backbone(args)
+    with _bar(f"invert-code {args.levels}", settings.iters, args.quiet) as bar:
+        res = invert_code(args.image, args.levels, net, seed=args.seed, settings=settings,
+                          callback=_step_callback(bar))
+    save_image(res.image, args.output)
+    print(f"{args.output}: from the {args.levels} code ({res.open_bits} of {res.bits} bits on), "
+          f"relative_l2 {res.relative_l2:.4f}, {res.seconds:.1f} s")
+    return {"backbone": net.name, "output": str(args.output), "levels": args.levels,
+            "bits": res.bits, "open_bits": res.open_bits, "class": res.cls,
+            "relative_l2": res.relative_l2, "seconds": res.seconds}
+
+
+def cmd_retrieve(args: argparse.Namespace) -> dict:
+    from . import retrieval, styles
+
+    net = _backbone(args)
+    ss = styles.load(args.cls, net.name)
+    with _bar("retrieve", 1, args.quiet) as bar:
+        matches = retrieval.rank(ss, net, args.folder, style=args.style, like=args.like, top=args.top)
+        bar.update()
+    for m in matches:
+        print(f"{m.score:8.4f}  in-cone {m.in_cone:.2f}  {m.image}")
+    return {"class": ss.cls, "backbone": net.name, "style": args.style, "like": args.like,
+            "ranking": [m.__dict__ for m in matches]}
+
+
+def cmd_sheet(args: argparse.Namespace) -> dict:
+    from .images import save_image
+    from .sheets import sheet
+
+    net = _backbone(args)
+    with tqdm(desc=f"sheet by {args.by}", unit="image", disable=args.quiet, leave=False,
+              file=sys.stderr) as bar:
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(label, refresh=False)
+            bar.refresh()
+
+        img = sheet(args.cls, net, args.by, count=args.count, seed=args.seed, iters=args.iters,
+                    progress=progress)
+    save_image(img, args.output)
+    print(f"{args.output}: {args.cls} by {args.by}")
+    return {"backbone": net.name, "output": str(args.output), "class": args.cls, "by": args.by}
 
 
 def cmd_serve(args: argparse.Namespace) -> dict:
@@ -207,8 +304,54 @@ def build_parser() -> argparse.ArgumentParser:
                    "(top-left, top, top-right, left, centre, right, bottom-left, ...)")
     p.add_argument("--dropout-seed", type=int, help="m6-7 pathway: one random dropout mask "
                    "(rate 0.5) on the fully-connected features")
+    p.add_argument("--style", type=int, metavar="K", help="m7 pathway of learned style K (data-free "
+                   "styles are learned on first use)")
     _common(p)
     p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("styles", help="styles of a class: NMF topics of its fc7 features")
+    ssub = p.add_subparsers(dest="styles_command", required=True)
+    s = ssub.add_parser("learn", help="learn a class's styles from photos or without data")
+    s.add_argument("cls", metavar="CLASS")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", dest="folder", metavar="FOLDER", help="a folder of photos of the class")
+    src.add_argument("--data-free", action="store_true",
+                     help="from class visualisations under random dropout pathways")
+    s.add_argument("--topics", type=int, help="number of styles (default 4)")
+    s.add_argument("--samples", type=int, help="data-free: number of sampled pathways (default 12)")
+    s.add_argument("--keep-all", action="store_true",
+                   help="keep photos the network does not rank as the class in its top 5")
+    _common(s)
+    s.set_defaults(func=cmd_styles_learn)
+    s = ssub.add_parser("list", help="learned styles of a class (or the classes that have some)")
+    s.add_argument("cls", metavar="CLASS", nargs="?")
+    _common(s)
+    s.set_defaults(func=cmd_styles_list)
+
+    p = sub.add_parser("invert-code", help="rebuild a photo from its own binary ReLU code (m5-7)")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", required=True, help="output PNG")
+    p.add_argument("--levels", choices=["m7", "m6-7", "m5-7"], default="m5-7")
+    _common(p)
+    p.set_defaults(func=cmd_invert_code)
+
+    p = sub.add_parser("retrieve", help="rank a folder's photos by a class's style")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--class", dest="cls", required=True, metavar="CLASS")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--style", type=int, metavar="K", help="rank by loading on style K")
+    how.add_argument("--like", metavar="IMAGE", help="rank by similarity to this photo's style mix")
+    p.add_argument("--top", type=int, help="show only the best N")
+    _common(p)
+    p.set_defaults(func=cmd_retrieve)
+
+    p = sub.add_parser("sheet", help="contact sheet of a class by styles, m5 cells or dropout members")
+    p.add_argument("cls", metavar="CLASS")
+    p.add_argument("--by", choices=["styles", "cells", "dropout"], required=True)
+    p.add_argument("-o", "--output", required=True, help="output PNG")
+    p.add_argument("--count", type=int, default=6, help="dropout members to show (default 6)")
+    _common(p)
+    p.set_defaults(func=cmd_sheet)
 
     p = sub.add_parser("patchdb", help="patch databases (cell feature <-> centre patch)")
     psub = p.add_subparsers(dest="patchdb_command", required=True)

@@ -54,3 +54,27 @@ def pathway(backbone: Backbone, size: int, cells: str | None = None,
     if cells is not None:
         masks.m5 = cell_mask(cells, backbone.map_size(size))
     return masks
+
+
+# The m5-7 hierarchical binary code (paper Fig. 8): which units an image itself switches on.
+LEVELS = {"m7": ("m7",), "m6-7": ("m6", "m7"), "m5-7": ("m5", "m6", "m7")}
+
+
+def image_code(backbone: Backbone, image: torch.Tensor, levels: str = "m5-7") -> Masks:
+    """An image's own binary ReLU masks at the chosen levels, usable as a pathway.
+
+    m5 is per channel and cell (1, C, h, w); m6/m7 per unit (1, units). Levels the backbone does
+    not have (EfficientNet-Lite0 has no fc6) are skipped. EfficientNet-Lite0's fc7 is the mean
+    of the ReLU6 conv map, so its m7 bit says "this channel fires somewhere" (about half of the
+    units for a photo) and m5 says where: the code is hierarchical by construction.
+    """
+    if levels not in LEVELS:
+        raise InputError(f"unknown code levels '{levels}'; choose {', '.join(LEVELS)}")
+    with torch.no_grad():
+        out = backbone(image.to(backbone.device))
+    code = Masks()
+    for key in LEVELS[levels]:
+        layer = {"m5": out.pool5, "m6": out.fc6, "m7": out.fc7}[key]
+        if layer is not None:
+            setattr(code, key, (layer > 0).float())
+    return code

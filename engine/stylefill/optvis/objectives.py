@@ -81,3 +81,19 @@ def alpha_norm(alpha: float = 6.0) -> Objective:
 def total_variation(beta: float = 2.0) -> Objective:
     """TV^beta: discourages the high-frequency noise that fools a network."""
     return Objective(lambda c: regularizers.total_variation(c.reg_image, beta), f"tv{beta:g}")
+
+
+def pathway_activation(masks) -> Objective:
+    """Mean activation of the open units of a binary code (m5 on pool5, m6/m7 on fc6/fc7),
+    negated: drives an image through exactly the pathway the code describes."""
+    layers = [(name, m) for name, m in (("pool5", masks.m5), ("fc6", masks.m6), ("fc7", masks.m7))
+              if m is not None]
+
+    def fn(c: Context) -> torch.Tensor:
+        total = 0.0
+        for name, m in layers:
+            m = m.to(c.image.device)
+            total = total + (c.outputs.layer(name) * m).sum() / (m.sum() * c.image.shape[0]).clamp_min(1)
+        return -total
+
+    return Objective(fn, "pathway[" + ",".join(n for n, _ in layers) + "]")

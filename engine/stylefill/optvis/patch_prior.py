@@ -138,6 +138,17 @@ class PatchPrior(VotedPrior):
             cut = cut[torch.from_numpy(np.sort(rng.choice(len(cut), max_patches, replace=False)))]
         return cls(cut.numpy(), size, stride, every, trust)
 
+    @classmethod
+    def from_images(cls, images: torch.Tensor, **kwargs) -> PatchPrior:
+        """Patches of whole (N, 3, H, W) images in [0, 1], each normalised by its own statistics
+        (e.g. the images of one style)."""
+        pixels = images.detach().float().cpu().flatten(2)                   # (N, 3, HW)
+        means = pixels.mean(-1)
+        centred = pixels - means[..., None]
+        covs = centred @ centred.transpose(1, 2) / pixels.shape[-1]
+        u8 = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        return cls.from_patches(u8.numpy(), means.numpy(), covs.numpy(), **kwargs)
+
     def match(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dist, ids = self.index.search(query[0].T.contiguous().numpy(), 1)
         matched = torch.from_numpy(self.database[ids[:, 0]]).T[None]

@@ -1,0 +1,72 @@
+"""Contact sheets like the paper's Figures 5-8: one class seen through many pathways."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PIL import Image, ImageDraw
+
+from .backbones import Backbone
+from .images import to_pil
+from .masks import pathway
+
+BY = ("styles", "cells", "dropout")
+CELL_ORDER = ("top-left", "top", "top-right", "left", "centre", "right",
+              "bottom-left", "bottom", "bottom-right")
+
+
+def grid(images: Sequence[Image.Image], labels: Sequence[str], cols: int, cell: int = 192,
+         title: str = "") -> Image.Image:
+    """Images on a white grid, each with a one-line label under it."""
+    label_h, title_h = 18, (24 if title else 0)
+    rows = (len(images) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * cell, title_h + rows * (cell + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((6, 5), title, fill="black")
+    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
+        x, y = (i % cols) * cell, title_h + (i // cols) * (cell + label_h)
+        sheet.paste(img.convert("RGB").resize((cell - 4, cell - 4), Image.Resampling.LANCZOS), (x + 2, y + 2))
+        draw.text((x + 4, y + cell), label, fill="black")
+    return sheet
+
+
+def sheet(cls: str | int, net: Backbone, by: str, *, count: int = 6, seed: int = 0,
+          iters: int | None = None, progress: Callable[[int, int, str], None] | None = None,
+          cancel=None) -> Image.Image:
+    """Visualise a class per learned style, per m5 position (3x3), or per dropout member."""
+    from dataclasses import replace
+
+    from . import styles
+    from .api import VisualizationSettings, visualize
+    from .classes import resolve_class
+    from .errors import InputError
+
+    if by not in BY:
+        raise InputError(f"--by must be one of {', '.join(BY)}")
+    index, name = resolve_class(cls, net.categories)
+    settings = VisualizationSettings()
+    if iters is not None:
+        settings = replace(settings, iters=iters)
+    if by == "styles":
+        ss = styles.load_or_learn(index, net, seed=seed, cancel=cancel)
+        images = [Image.open(ss.preview_path(s.id)) for s in ss.styles]
+        labels = [f"style {s.id}  w={s.weight:.2f}  p={s.preview_prob:.2f}" for s in ss.styles]
+        return grid(images, labels, cols=len(images), title=f"{name}: styles ({ss.source})")
+    jobs: list[tuple[str, dict]]
+    if by == "cells":
+        jobs = [(pos, {"cells": pos}) for pos in CELL_ORDER]
+    else:
+        jobs = [(f"dropout seed {s}", {"dropout_seed": s}) for s in range(seed, seed + count)]
+    images, labels = [], []
+    for i, (label, kw) in enumerate(jobs):
+        if progress is not None:
+            progress(i, len(jobs), label)
+        res = visualize(index, net, seed=seed, settings=settings, cancel=cancel,
+                        masks=pathway(net, net.input_size, **kw))
+        images.append(to_pil(res.image))
+        labels.append(f"{label}  p={res.prob:.2f}")
+    if progress is not None:
+        progress(len(jobs), len(jobs), "done")
+    cols = 3 if by == "cells" else min(len(images), 6)
+    return grid(images, labels, cols=cols, title=f"{name}: by {by}")

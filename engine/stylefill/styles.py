@@ -1,0 +1,409 @@
+"""Styles of a class: NMF topics of its non-negative penultimate ("fc7") features (paper Sec. 4).
+
+The fc7 features of a class's images lie in a convex cone; non-negative factorisation finds the
+cone's extreme directions, and each direction (a "topic") is one way the network sees the class:
+a style. A topic carries its fc7 direction, its m7 mask (the units that carry it), its nearest
+images, and a preview: the class visualised through that m7 pathway with a patch prior taken
+from the topic's own images.
+
+Topics are learned from a folder of photos, or without data from class visualisations under
+random m6-7 dropout pathways (each pathway is one member of the network's ensemble, so the
+samples spread over the class's cone). Stored under models/styles/<backbone>/<class>/ as JSON,
+.npy and PNG, written into a temporary folder and renamed into place; never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .backbones import DEFAULT_BACKBONE, Backbone, Masks, load_backbone
+from .classes import resolve_class
+from .errors import InputError
+from .images import fit_square, load_image, to_pil, to_tensor
+from .patchdb import IMAGE_SUFFIXES
+from .paths import models_dir
+
+Progress = Callable[[float, str, "torch.Tensor | None"], None]
+FORMAT = 1
+PREVIEW_SIZE = 224
+
+
+@dataclass(frozen=True)
+class DataFreeSettings:
+    """Sampling for data-free styles (measured: docs/styles.md)."""
+
+    samples: int = 12
+    size: int = 160
+    iters: int = 128
+    lr: float = 0.05
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    iters: int = 160
+    lr: float = 0.05
+    patch: float = 0.05
+
+
+@dataclass
+class Style:
+    id: int
+    weight: float              # share of the class's feature mass this topic explains
+    images: list[str]          # nearest images, best first (file names inside the style folder
+    #                            for data-free samples, absolute paths for a user's folder)
+    units: int                 # number of fc7 units in its m7 mask
+    preview: str               # PNG file name inside the style folder
+    preview_prob: float        # class probability of the preview under the clean network
+
+
+@dataclass
+class StyleSet:
+    """The learned styles of one class for one backbone, as stored on disk."""
+
+    cls: str
+    index: int
+    backbone: str
+    source: str                      # "data-free" or "folder:<path>"
+    styles: list[Style]
+    directions: np.ndarray           # (K, units) topic directions, unit L2 norm
+    masks: np.ndarray                # (K, units) bool, the m7 pathways
+    features: np.ndarray             # (N, units) fc7 of the images the topics were learned from
+    loadings: np.ndarray             # (N, K) NMF loadings of those images
+    image_names: list[str]           # (N,) what each row of `features` is
+    root: Path
+    meta: dict = field(default_factory=dict)
+
+    def style(self, k: int) -> Style:
+        if not 0 <= k < len(self.styles):
+            raise InputError(f"{self.cls} has styles 0..{len(self.styles) - 1}; there is no style {k}")
+        return self.styles[k]
+
+    def m7(self, k: int) -> torch.Tensor:
+        """The style's m7 mask as a float tensor (units,)."""
+        self.style(k)
+        return torch.from_numpy(self.masks[k].astype(np.float32))
+
+    def preview_path(self, k: int) -> Path:
+        return self.root / self.style(k).preview
+
+    def image_paths(self, k: int, limit: int | None = None) -> list[Path]:
+        paths = [Path(p) if os.path.isabs(p) else self.root / p for p in self.style(k).images]
+        return paths[:limit]
+
+    def listing(self) -> dict:
+        """The `styles list --json` object."""
+        return {
+            "class": self.cls, "index": self.index, "backbone": self.backbone, "source": self.source,
+            "styles": [{"id": s.id, "preview": str(self.preview_path(s.id)),
+                        "images": [str(p) for p in self.image_paths(s.id)], "weight": s.weight,
+                        "units": s.units, "preview_prob": s.preview_prob} for s in self.styles],
+        }
+
+
+# ---------------------------------------------------------------------------------- storage
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def class_dir(index: int, name: str, backbone: str, root: Path | None = None) -> Path:
+    """models/styles/<backbone>/<class>/; names that ImageNet uses twice get their index."""
+    from .classes import imagenet_classes
+
+    slug = _slug(name)
+    if sum(_slug(c) == slug for c in imagenet_classes()) > 1:
+        slug = f"{slug}-{index}"
+    return (root or models_dir()) / "styles" / backbone / slug
+
+
+def _relearn(cls: str) -> str:
+    return (f"relearn them with `stylefill styles learn \"{cls}\" --data-free` "
+            f"(or --from FOLDER)")
+
+
+def load(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, root: Path | None = None) -> StyleSet:
+    """Load stored styles; missing or damaged files raise InputError saying how to relearn."""
+    name = backbone.name if isinstance(backbone, Backbone) else backbone
+    from .classes import imagenet_classes
+
+    index, cname = resolve_class(cls, imagenet_classes())
+    folder = class_dir(index, cname, name, root)
+    meta_path = folder / "styles.json"
+    if not meta_path.is_file():
+        raise InputError(f"no styles learned for '{cname}' with {name} yet; {_relearn(cname)}")
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"format {meta.get('format')} (this version reads {FORMAT})")
+        styles = [Style(**s) for s in meta["styles"]]
+        arrays = {k: np.load(folder / f"{k}.npy", allow_pickle=False)
+                  for k in ("directions", "masks", "features", "loadings")}
+        k, n = len(styles), len(meta["image_names"])
+        units = arrays["directions"].shape[-1]
+        expected = {"directions": (k, units), "masks": (k, units), "features": (n, units),
+                    "loadings": (n, k)}
+        for key, shape in expected.items():
+            if arrays[key].shape != shape:
+                raise ValueError(f"{key}.npy has shape {arrays[key].shape}, expected {shape}")
+        for s in styles:
+            if not (folder / s.preview).is_file():
+                raise ValueError(f"preview {s.preview} is missing")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"styles of '{cname}' ({name}) in {folder} are damaged ({exc}); "
+                         f"{_relearn(cname)}") from None
+    return StyleSet(cname, index, name, meta["source"], styles, arrays["directions"],
+                    arrays["masks"].astype(bool), arrays["features"], arrays["loadings"],
+                    list(meta["image_names"]), folder, meta)
+
+
+def list_classes(backbone: str = DEFAULT_BACKBONE, root: Path | None = None) -> list[str]:
+    """Class folders with stored styles for a backbone."""
+    base = (root or models_dir()) / "styles" / backbone
+    return sorted(p.name for p in base.glob("*/styles.json")) if base.is_dir() else []
+
+
+def _save(ss: StyleSet, previews: Sequence[Image.Image], extra_images: dict[str, Image.Image]) -> StyleSet:
+    """Write everything into a temporary sibling folder, then swap it into place."""
+    final = ss.root
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        for key in ("directions", "masks", "features", "loadings"):
+            np.save(tmp / f"{key}.npy", getattr(ss, key), allow_pickle=False)
+        for style, img in zip(ss.styles, previews, strict=True):
+            img.save(tmp / style.preview)
+        for fname, img in extra_images.items():
+            img.save(tmp / fname)
+        meta = {"format": FORMAT, "class": ss.cls, "index": ss.index, "backbone": ss.backbone,
+                "source": ss.source, "image_names": ss.image_names,
+                "styles": [s.__dict__ for s in ss.styles], **ss.meta}
+        (tmp / "styles.json").write_text(json.dumps(meta, indent=2) + "\n")
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ss
+
+
+# ---------------------------------------------------------------------------------- learning
+
+def fc7_features(net: Backbone, images: torch.Tensor, batch: int = 16) -> np.ndarray:
+    """(N, 3, H, W) images -> (N, units) clean fc7 features (non-negative)."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = images[i:i + batch].to(net.device)
+            if x.shape[-1] != net.input_size:
+                x = F.interpolate(x, size=net.input_size, mode="bilinear", antialias=True)
+            out.append(net(x).fc7.clamp_min(0).cpu())
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def factorize(features: np.ndarray, topics: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn NMF: features (N, U) ~ loadings (N, K) @ directions (K, U).
+
+    Directions are returned with unit norm (loadings rescaled to match), ordered by the share
+    of feature mass each explains.
+    """
+    from sklearn.decomposition import NMF
+
+    model = NMF(n_components=topics, init="nndsvda", random_state=seed, max_iter=1000, tol=1e-5)
+    w = model.fit_transform(features)
+    h = model.components_
+    norms = np.linalg.norm(h, axis=1).clip(1e-12)
+    h, w = h / norms[:, None], w * norms[None, :]
+    order = np.argsort(-w.sum(0))
+    return w[:, order].astype(np.float32), h[order].astype(np.float32)
+
+
+def topic_masks(directions: np.ndarray, share: float = 0.5) -> np.ndarray:
+    """m7 of each topic: its largest units that together carry `share` of the topic's mass.
+
+    A fixed share (rather than the paper's absolute threshold of 1 on AlexNet) keeps the mask
+    meaningful on any backbone's feature scale.
+    """
+    masks = np.zeros(directions.shape, dtype=bool)
+    for k, h in enumerate(directions):
+        order = np.argsort(-h)
+        cum = np.cumsum(h[order]) / max(float(h.sum()), 1e-12)
+        keep = order[: int(np.searchsorted(cum, share)) + 1]
+        masks[k, keep] = True
+    return masks
+
+
+def _report(progress: Progress | None, fraction: float, stage: str, preview=None) -> None:
+    if progress is not None:
+        progress(float(min(max(fraction, 0.0), 1.0)), stage, preview)
+
+
+def _sub_callback(progress: Progress | None, lo: float, hi: float, stage: str):
+    def cb(step: int, total: int, _loss: float, image: torch.Tensor) -> None:
+        preview = image[:1] if step % 16 == 0 or step == total else None
+        _report(progress, lo + (hi - lo) * step / total, f"{stage} {step}/{total}", preview)
+
+    return cb
+
+
+def sample_data_free(net: Backbone, index: int, settings: DataFreeSettings, seed: int,
+                     progress: Progress | None = None, cancel=None) -> torch.Tensor:
+    """N class visualisations in one batch, each through its own random m6-7 dropout pathway."""
+    from .optvis import objectives as obj
+    from .optvis import transforms as tf
+    from .optvis.param import make_param
+    from .optvis.solver import render
+
+    n = settings.samples
+    members = [net.dropout_masks(seed * 1000 + i) for i in range(n)]
+    masks = Masks(**{key: torch.stack([getattr(m, key) for m in members])
+                     for key in ("m6", "m7") if getattr(members[0], key) is not None})
+    gen = torch.Generator().manual_seed(int(seed))
+    start = (0.5 + 0.01 * torch.randn(n, 3, settings.size, settings.size, generator=gen)).clamp(0, 1)
+    res = render(net, obj.class_score(index), make_param("fourier", start.to(net.device)),
+                 iters=settings.iters, lr=settings.lr, transforms=tf.robust(settings.size / 224),
+                 masks=masks, seed=seed, cancel=cancel,
+                 callback=_sub_callback(progress, 0.0, 0.5, "sampling pathways"))
+    return res.image.cpu()
+
+
+def _folder_images(folder: str | Path, size: int) -> tuple[list[Path], torch.Tensor]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise InputError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    kept, tensors = [], []
+    for p in paths:
+        try:
+            tensors.append(to_tensor(fit_square(load_image(p), size)))
+            kept.append(p.resolve())
+        except InputError:
+            continue  # unreadable files are reported by the caller via the skipped list
+    if not kept:
+        raise InputError(f"{folder}: none of the {len(paths)} images could be read")
+    return kept, torch.cat(tensors)
+
+
+def learn(
+    cls: str | int,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    *,
+    folder: str | Path | None = None,
+    data_free: bool = False,
+    topics: int | None = None,
+    samples: int | None = None,
+    keep_all: bool = False,
+    min_rank: int = 5,
+    seed: int = 0,
+    data_free_settings: DataFreeSettings = DataFreeSettings(),
+    preview_settings: PreviewSettings = PreviewSettings(),
+    root: Path | None = None,
+    progress: Progress | None = None,
+    cancel=None,
+) -> StyleSet:
+    """Learn and store the styles of a class, from a folder of photos or data-free.
+
+    From a folder, images the network does not rank among its top `min_rank` classes for `cls`
+    are dropped (listed in `meta["dropped"]`): NMF would otherwise spend topics on other
+    classes, and a style is meant to be a variety *of this class*. `keep_all` keeps them.
+    """
+    if (folder is None) == (not data_free):
+        raise InputError("give either a folder of photos (--from FOLDER) or --data-free")
+    net = backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
+    index, name = resolve_class(cls, net.categories)
+    t0 = time.perf_counter()
+    meta: dict = {"seed": seed}
+    if data_free:
+        settings = data_free_settings if samples is None else replace(data_free_settings, samples=samples)
+        if settings.samples < 2:
+            raise InputError("--samples must be at least 2")
+        _report(progress, 0.0, "sampling pathways")
+        images = sample_data_free(net, index, settings, seed, progress, cancel)
+        names = [f"sample_{i:02d}.png" for i in range(len(images))]
+        extra = {n: to_pil(img[None]) for n, img in zip(names, images, strict=True)}
+        source = "data-free"
+        meta["samples"] = settings.samples
+        k = topics or 4
+    else:
+        _report(progress, 0.0, "reading photos")
+        paths, images = _folder_images(folder, net.input_size)
+        with torch.no_grad():
+            logits = torch.cat([net(images[i:i + 16].to(net.device)).logits.cpu()
+                                for i in range(0, len(images), 16)])
+        rank = (logits > logits[:, index:index + 1]).sum(1)
+        inside = (rank < min_rank) | keep_all
+        meta["dropped"] = [str(p) for p, ok in zip(paths, inside.tolist(), strict=True) if not ok]
+        paths = [p for p, ok in zip(paths, inside.tolist(), strict=True) if ok]
+        images = images[inside]
+        names = [str(p) for p in paths]
+        extra = {}
+        source = f"folder:{Path(folder).resolve()}"
+        k = topics or 4
+        if len(paths) < 2:
+            raise InputError(f"{folder}: only {len(paths)} image(s) look like '{name}' (top-{min_rank}); "
+                             f"add photos of the class or pass --keep-all")
+    if k < 1 or k > len(images):
+        raise InputError(f"--topics must be between 1 and the number of images ({len(images)})")
+    _report(progress, 0.5, "factorising fc7 features (NMF)")
+    features = fc7_features(net, images)
+    loadings, directions = factorize(features, k, seed)
+    masks = topic_masks(directions)
+    mass = loadings.sum(0) / max(float(loadings.sum()), 1e-12)
+    order_by_topic = [list(np.argsort(-loadings[:, t])) for t in range(k)]
+
+    from .api import VisualizationSettings, visualize
+
+    previews, styles = [], []
+    vis = VisualizationSettings(iters=preview_settings.iters, lr=preview_settings.lr,
+                                patch=preview_settings.patch)
+    for t in range(k):
+        top = [i for i in order_by_topic[t] if loadings[i, t] > 0][:8] or order_by_topic[t][:1]
+        lo, hi = 0.55 + 0.45 * t / k, 0.55 + 0.45 * (t + 1) / k
+        res = visualize(index, net, seed=seed, masks=Masks(m7=torch.from_numpy(masks[t].astype(np.float32))),
+                        settings=vis, prior_images=images[top], cancel=cancel,
+                        callback=_sub_callback(progress, lo, hi, f"preview {t + 1}/{k}"))
+        previews.append(to_pil(res.image))
+        styles.append(Style(id=t, weight=float(mass[t]), images=[names[i] for i in top],
+                            units=int(masks[t].sum()), preview=f"preview_{t}.png",
+                            preview_prob=res.prob))
+    meta["seconds"] = time.perf_counter() - t0
+    ss = StyleSet(name, index, net.name, source, styles, directions, masks, features, loadings,
+                  names, class_dir(index, name, net.name, root), meta)
+    _report(progress, 1.0, "saving")
+    return _save(ss, previews, extra)
+
+
+def load_or_learn(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, *, seed: int = 0,
+                  root: Path | None = None, progress: Progress | None = None, cancel=None) -> StyleSet:
+    """Stored styles, or data-free ones learned now and cached (the offline default)."""
+    name = backbone.name if isinstance(backbone, Backbone) else backbone
+    from .classes import imagenet_classes
+
+    index, cname = resolve_class(cls, imagenet_classes())
+    if (class_dir(index, cname, name, root) / "styles.json").is_file():
+        return load(index, name, root)
+    return learn(index, backbone, data_free=True, seed=seed, root=root, progress=progress,
+                 cancel=cancel)
+
+
+def images_tensor(paths: Sequence[Path], size: int) -> torch.Tensor:
+    return torch.cat([to_tensor(fit_square(load_image(p), size)) for p in paths])
