@@ -60,21 +60,34 @@ def ladybug_styles(backbone, models_root):
     return styles.learn("ladybug", backbone, data_free=True, root=models_root)
 
 
+def debian_file(package: str, path: str) -> Path:
+    """A file from a Debian package's data (tests/data/debian_files.py), fetched on first use."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "data"))
+    from debian_files import fetch
+
+    return fetch(package) / path
+
+
+@pytest.fixture(scope="session")
+def grass_field() -> Path:
+    """A grass playing field (Debian scratch), 480x360, kept aside as the held-out test photo
+    for object insertion."""
+    return debian_file("scratch", "Sports/playing-field.jpg")
+
+
 @pytest.fixture(scope="session")
 def strawberry_folder(tmp_path_factory) -> Path:
     """Two visually different groups of one class: strawberry photos (two sources) and a
     strawberry drawing, each placed at random sizes/positions on the same four backgrounds,
     plus one photo of another class (skimage's chelsea, a cat)."""
     import random
-    import sys
 
     import skimage.data
     from PIL import Image
 
-    sys.path.insert(0, str(Path(__file__).parent / "data"))
-    from stamps import stamps
-
-    src = stamps()
+    src = debian_file("tuxpaint-stamps-default", "")
     folder = tmp_path_factory.mktemp("strawberries")
     backgrounds = [(255, 255, 255), (236, 236, 236), (245, 240, 225), (225, 235, 245)]
     groups = [("photo-a", "food/fruit/strawberry.png", 6), ("photo-b", "food/fruit/Strawberry2.png", 6),

@@ -297,6 +297,90 @@ def invert_code(
                                time.perf_counter() - t0)
 
 
+def _progress_slice(progress, lo: float, hi: float):
+    if progress is None:
+        return None
+    return lambda f, stage, preview: progress(lo + (hi - lo) * f, stage, preview)
+
+
+def suggest(image: Image.Image, mask, top: int = 5,
+            backbone: str | Backbone = DEFAULT_BACKBONE) -> list[Prediction]:
+    """Classes that fit the context of a selection (mask: bool array of the photo's size)."""
+    from .completion import as_mask
+    from .completion import suggest as _suggest
+
+    net = _backbone(backbone)
+    found = _suggest(image, as_mask(mask, image), net, top)
+    return [Prediction(net.categories[i], i, p) for i, p in found]
+
+
+def insert(
+    image: Image.Image,
+    mask,
+    cls: str | int,
+    style: int | None = None,
+    *,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    seed: int = 0,
+    iters: int | None = None,
+    settings=None,
+    progress=None,
+    cancel: Cancel = None,
+):
+    """Fill the selection with `cls` in learned style `style` (None: any style of the class).
+
+    Data-free styles of the class are learned on first use (cached). Returns an EditResult.
+    """
+    from .completion import InsertSettings, as_mask, fill_selection
+
+    net = _backbone(backbone)
+    index, _ = resolve_class(cls, net.categories)
+    mask = as_mask(mask, image)
+    m7 = prior = None
+    start = 0.0
+    if style is not None:
+        from . import styles
+
+        start = 0.0 if styles.is_learned(index, net.name) else 0.5
+        ss = styles.load_or_learn(index, net, progress=_progress_slice(progress, 0.0, start),
+                                  cancel=cancel)
+        m7 = ss.m7(style)
+        prior = styles.images_tensor(ss.image_paths(style, 8), net.input_size)
+    return fill_selection(image, mask, index, net, m7=m7, prior_images=prior, modify=False,
+                          seed=seed, settings=settings or InsertSettings(), iters=iters,
+                          progress=progress, cancel=cancel, progress_from=start)
+
+
+def modify(
+    image: Image.Image,
+    mask,
+    style: int,
+    cls: str | int | None = None,
+    *,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    seed: int = 0,
+    iters: int | None = None,
+    settings=None,
+    progress=None,
+    cancel: Cancel = None,
+):
+    """Restyle the object in the selection: start from its pixels, push it along style `style`
+    of its class (default: the top-1 class inside the selection)."""
+    from . import styles
+    from .completion import InsertSettings, as_mask, fill_selection, selection_class
+
+    net = _backbone(backbone)
+    mask = as_mask(mask, image)
+    index = selection_class(image, mask, net) if cls is None else resolve_class(cls, net.categories)[0]
+    start = 0.0 if styles.is_learned(index, net.name) else 0.5
+    ss = styles.load_or_learn(index, net, progress=_progress_slice(progress, 0.0, start),
+                              cancel=cancel)
+    prior = styles.images_tensor(ss.image_paths(style, 8), net.input_size)
+    return fill_selection(image, mask, index, net, m7=ss.m7(style), prior_images=prior, modify=True,
+                          seed=seed, settings=settings or InsertSettings(), iters=iters,
+                          progress=progress, cancel=cancel, progress_from=start)
+
+
 def robustness(backbone: str | Backbone, image: torch.Tensor, index: int) -> dict[str, float]:
     """Class probability clean, after a 1 px Gaussian blur and after a 2x down-up resample.
 

@@ -256,6 +256,79 @@ def cmd_sheet(args: argparse.Namespace) -> dict:
     return {"backbone": net.name, "output": str(args.output), "class": args.cls, "by": args.by}
 
 
+def _selection(args: argparse.Namespace):
+    """The photo (full resolution) and the selection mask from --mask or --rect."""
+    from .errors import InputError
+    from .images import decode_mask, load_image, rect_mask
+
+    photo = load_image(args.photo)
+    if (args.mask is None) == (args.rect is None):
+        raise InputError("give the selection as --mask MASK.png or --rect x,y,w,h (one of them)")
+    if args.rect is not None:
+        try:
+            rect = tuple(int(v) for v in args.rect.split(","))
+            if len(rect) != 4:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"--rect '{args.rect}': use x,y,w,h in pixels") from None
+        return photo, rect_mask(rect, photo.size)
+    path = Path(args.mask)
+    if not path.is_file():
+        raise InputError(f"{path}: no such mask file")
+    return photo, decode_mask(path.read_bytes(), photo.size, label=str(path))
+
+
+def cmd_suggest(args: argparse.Namespace) -> dict:
+    from .api import suggest
+
+    net = _backbone(args)
+    photo, mask = _selection(args)
+    with _bar("suggest", 1, args.quiet) as bar:
+        found = suggest(photo, mask, top=args.top, backbone=net)
+        bar.update()
+    for p in found:
+        print(f"{p.prob:8.4f}  {p.index:4d}  {p.cls}")
+    return {"backbone": net.name,
+            "suggestions": [{"class": p.cls, "index": p.index, "prob": p.prob} for p in found]}
+
+
+def _edit(args: argparse.Namespace, modify: bool) -> dict:
+    from dataclasses import replace as _replace
+
+    from .api import insert
+    from .api import modify as _modify
+    from .completion import InsertSettings
+    from .images import save_image
+
+    net = _backbone(args)
+    photo, mask = _selection(args)
+    settings = InsertSettings()
+    if args.blend:
+        settings = _replace(settings, blend=args.blend)
+    with tqdm(total=100, desc="modify" if modify else "insert", unit="%", disable=args.quiet,
+              leave=False, file=sys.stderr) as bar:
+        kw = dict(backbone=net, seed=args.seed, iters=args.iters, settings=settings,
+                  progress=_fraction_bar(bar))
+        res = (_modify(photo, mask, args.style, args.cls, **kw) if modify
+               else insert(photo, mask, args.cls, args.style, **kw))
+    save_image(res.photo, args.output)
+    if args.layer:
+        save_image(res.layer, args.layer)
+    m = res.metrics
+    print(f"{args.output}: {m['class']} p {m['prob_before']:.3f} -> {m['prob_after']:.3f}, "
+          f"{m['outside_changed_pixels']} pixels changed outside the selection, {m['seconds']:.1f} s")
+    return {"backbone": net.name, "output": str(args.output), "layer": args.layer,
+            "offset": list(res.offset), "style": args.style, **m}
+
+
+def cmd_insert(args: argparse.Namespace) -> dict:
+    return _edit(args, modify=False)
+
+
+def cmd_modify(args: argparse.Namespace) -> dict:
+    return _edit(args, modify=True)
+
+
 def cmd_serve(args: argparse.Namespace) -> dict:
     from .server import serve
 
@@ -367,6 +440,34 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--all", action="store_true", help="all backbones")
     _common(ls)
     ls.set_defaults(func=cmd_patchdb_list)
+
+    def selection(p: argparse.ArgumentParser) -> None:
+        p.add_argument("photo", metavar="PHOTO")
+        p.add_argument("--mask", metavar="MASK.png", help="the selection: PNG of the photo's size, "
+                       "non-zero (or alpha) = selected")
+        p.add_argument("--rect", metavar="x,y,w,h", help="the selection as a rectangle")
+
+    p = sub.add_parser("suggest", help="objects that fit the context of a selection")
+    selection(p)
+    p.add_argument("--top", type=int, default=5)
+    _common(p)
+    p.set_defaults(func=cmd_suggest)
+
+    for name, helptext in (("insert", "fill a selection with an object of a class, in a style"),
+                           ("modify", "restyle the object inside a selection")):
+        p = sub.add_parser(name, help=helptext)
+        selection(p)
+        p.add_argument("--class", dest="cls", metavar="CLASS", required=name == "insert",
+                       help="class name or index" + ("" if name == "insert" else
+                                                      " (default: top-1 inside the selection)"))
+        p.add_argument("--style", type=int, metavar="K", required=name == "modify",
+                       help="learned style (data-free styles are learned on first use)")
+        p.add_argument("-o", "--output", required=True, help="the whole photo with the result (PNG)")
+        p.add_argument("--layer", metavar="LAYER.png", help="also write the selection's bounding "
+                       "box as RGBA (what the GIMP plug-in pastes)")
+        p.add_argument("--blend", choices=["alpha", "seamless"], help="how the fill meets the photo")
+        _common(p)
+        p.set_defaults(func=cmd_insert if name == "insert" else cmd_modify)
 
     p = sub.add_parser("serve", help="run the HTTP engine the GIMP plug-in talks to")
     p.add_argument("--host", help="address to bind (default 127.0.0.1; others print a warning)")

@@ -392,14 +392,21 @@ def learn(
     return _save(ss, previews, extra)
 
 
+def is_learned(cls: str | int, backbone: str = DEFAULT_BACKBONE, root: Path | None = None) -> bool:
+    from .classes import imagenet_classes
+
+    index, cname = resolve_class(cls, imagenet_classes())
+    return (class_dir(index, cname, backbone, root) / "styles.json").is_file()
+
+
 def load_or_learn(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, *, seed: int = 0,
                   root: Path | None = None, progress: Progress | None = None, cancel=None) -> StyleSet:
     """Stored styles, or data-free ones learned now and cached (the offline default)."""
     name = backbone.name if isinstance(backbone, Backbone) else backbone
     from .classes import imagenet_classes
 
-    index, cname = resolve_class(cls, imagenet_classes())
-    if (class_dir(index, cname, name, root) / "styles.json").is_file():
+    index, _ = resolve_class(cls, imagenet_classes())
+    if is_learned(index, name, root):
         return load(index, name, root)
     return learn(index, backbone, data_free=True, seed=seed, root=root, progress=progress,
                  cancel=cancel)

@@ -78,3 +78,25 @@ def make_param(kind: str, init: torch.Tensor) -> ImageParam:
     if kind not in PARAMETERISATIONS:
         raise ValueError(f"unknown parameterisation '{kind}'; choose {', '.join(PARAMETERISATIONS)}")
     return PARAMETERISATIONS[kind](init)
+
+
+class MaskedParam(ImageParam):
+    """Only the pixels under `mask` come from `inner`; the rest is the fixed `background`.
+
+    The network sees the whole composite (the object in its context) while gradients reach
+    the selection only, whatever the inner parameterisation (pixel or Fourier).
+    """
+
+    def __init__(self, inner: ImageParam, background: torch.Tensor, mask: torch.Tensor):
+        self.inner = inner
+        self.background = background.detach()
+        self.mask = mask.detach().to(background)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.inner.parameters()
+
+    def image(self) -> torch.Tensor:
+        return self.background * (1 - self.mask) + self.inner.image() * self.mask
+
+    def project(self) -> None:
+        self.inner.project()
