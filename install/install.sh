@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One-step install of the Stylefill engine into a virtual environment, then a short main job
-# on a photo that ships with scikit-image, so you see it work.
+# One-step install of the Stylefill engine (virtual environment) and its GIMP 3 plug-in, then the
+# main job (suggest + insert in a learned style) on a photo that ships with scikit-image.
 #
 #   install/install.sh            # venv at ./.venv (or $STYLEFILL_VENV), engine installed, self-check
 #   install/install.sh --no-check # install only
@@ -66,7 +66,7 @@ fi
 if [ "$CHECK" = 1 ]; then
     OUT=$REPO/out/install-check
     mkdir -p "$OUT"
-    step "self-check: classify and invert a photo that ships with scikit-image"
+    step "self-check: suggest objects for a selection, then insert one in a learned style"
     "$VENV/bin/python" - "$OUT/chelsea.png" <<'PY'
 import sys
 
@@ -75,9 +75,12 @@ from PIL import Image
 
 Image.fromarray(skimage.data.chelsea()).save(sys.argv[1])
 PY
-    "$VENV/bin/stylefill" classify "$OUT/chelsea.png" --top 3 --json "$OUT/classify.json"
-    "$VENV/bin/stylefill" invert "$OUT/chelsea.png" -o "$OUT/chelsea-inverted.png" \
-        --json "$OUT/invert.json"
-    step "done: results are in $OUT (chelsea-inverted.png is the photo rebuilt from its features)"
-    echo "Try: $VENV/bin/stylefill visualize ladybug -o ladybug.png"
+    SEL=20,150,120,120
+    "$VENV/bin/stylefill" suggest "$OUT/chelsea.png" --rect "$SEL" --top 5 --json "$OUT/suggest.json"
+    echo "(the first insert of a class learns its styles without data, about 1-2 minutes; cached after)"
+    "$VENV/bin/stylefill" insert "$OUT/chelsea.png" --rect "$SEL" --class ladybug --style 0 \
+        -o "$OUT/chelsea-ladybug.png" --layer "$OUT/ladybug-layer.png" --json "$OUT/insert.json"
+    step "done: results are in $OUT (chelsea-ladybug.png: the photo with a ladybug in style 0)"
+    echo "Styles of ladybug: $VENV/bin/stylefill styles list ladybug"
+    if [ "$GIMP" = 1 ]; then echo "Restart GIMP 3, select an area, then Filters > Stylefill > Insert object..."; fi
 fi

@@ -7,7 +7,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${STYLEFILL_VENV:-$REPO/.venv}
 export STYLEFILL_VENV=$VENV
 
-"$REPO/install/install.sh" --no-check --with-tests || exit 1
+"$REPO/install/install.sh" --no-check --no-gimp --with-tests || exit 1
 cd "$REPO" || exit 1
 
 echo "== ruff"

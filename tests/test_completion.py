@@ -11,6 +11,7 @@ from PIL import Image
 
 from stylefill import api, styles
 from stylefill.cli import main
+from stylefill.completion import InsertSettings
 from stylefill.errors import Cancelled, InputError
 
 # Objects a person would accept on a grass field, fixed before the held-out photo was classified.
@@ -68,10 +69,12 @@ def test_insert_respects_any_selection_shape_and_size(backbone):
 
     photo = Image.fromarray(skimage.data.astronaut()).resize((1600, 1600))
     yy, xx = np.mgrid[:1600, :1600]
+    refine = InsertSettings(refine=True, refine_iters=2)
     for cx, cy, r in ((40, 40, 16), (900, 800, 600)):   # 32 px in a corner, 1200 px ellipse
         mask = (xx - cx) ** 2 / r ** 2 + (yy - cy) ** 2 / (0.7 * r) ** 2 <= 1
-        res = api.insert(photo, mask, "ladybug", None, backbone=backbone, iters=3)
+        res = api.insert(photo, mask, "ladybug", None, backbone=backbone, iters=3, settings=refine)
         assert res.metrics["outside_changed_pixels"] == 0
+        assert res.metrics["refined"] == (r > 100) and res.metrics["work_size"] == (448 if r > 100 else 224)
         ys, xs = np.nonzero(mask)
         assert res.offset == (xs.min(), ys.min())
         assert res.layer.size == (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)

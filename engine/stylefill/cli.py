@@ -305,6 +305,8 @@ def _edit(args: argparse.Namespace, modify: bool) -> dict:
     settings = InsertSettings()
     if args.blend:
         settings = _replace(settings, blend=args.blend)
+    if args.refine:
+        settings = _replace(settings, refine=True)
     with tqdm(total=100, desc="modify" if modify else "insert", unit="%", disable=args.quiet,
               leave=False, file=sys.stderr) as bar:
         kw = dict(backbone=net, seed=args.seed, iters=args.iters, settings=settings,
@@ -466,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--layer", metavar="LAYER.png", help="also write the selection's bounding "
                        "box as RGBA (what the GIMP plug-in pastes)")
         p.add_argument("--blend", choices=["alpha", "seamless"], help="how the fill meets the photo")
+        p.add_argument("--refine", action="store_true", help="large selections: a second pass at "
+                       "twice the network's resolution (slower, more detail)")
         _common(p)
         p.set_defaults(func=cmd_insert if name == "insert" else cmd_modify)
 

@@ -1,0 +1,73 @@
+"""End-to-end object insertion cost and blending quality, measured side by side in one run.
+
+    .venv/bin/python tests/bench/bench_insert.py [--threads 2]
+
+On a real grass field (Debian scratch, upscaled 3x to 1440x1080 so a 512 px selection fits with
+its context), for square selections of 128, 256 and 512 px: the wall time of a default
+`api.insert` of "hay" (no style, so no style learning), its ratio to 100 bare forward+backward
+passes of the backbone measured in the same run, prob_before/prob_after, and for both blends
+(alpha, seamless) the seam contrast (gradient on the selection edge over that just outside;
+about 1 = invisible) and the class probability after blending; for 512 px also the optional
+second pass at twice the resolution (--refine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from stylefill import api
+from stylefill.backbones import load_backbone
+from stylefill.completion import InsertSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from debian_files import fetch  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--sizes", default="128,256,512")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    net = load_backbone()
+    field = Image.open(fetch("scratch") / "Sports/playing-field.jpg").convert("RGB")
+    photo = field.resize((field.width * 3, field.height * 3), Image.Resampling.BICUBIC)
+
+    x = torch.rand(1, 3, 224, 224, requires_grad=True)
+    net(x).logits[0, 958].backward()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(100):
+        x.grad = None
+        net(x).logits[0, 958].backward()
+    hundred = time.perf_counter() - t0
+    print(f"torch threads {torch.get_num_threads()}; photo {photo.width}x{photo.height}")
+    print(f"100 bare forward+backward passes at 224 px: {hundred:.2f} s")
+    print(f"{'selection':>9} {'blend':>15} {'seconds':>8} {'ratio':>6} {'p before':>9} {'p after':>8} "
+          f"{'seam':>6} {'outside':>8}")
+    for side in (int(s) for s in args.sizes.split(",")):
+        mask = np.zeros((photo.height, photo.width), bool)
+        x0, y0 = photo.width // 2 - side // 2, int(photo.height * 0.62) - side // 2
+        mask[y0:y0 + side, x0:x0 + side] = True
+        variants = [("alpha", False), ("seamless", False)] + ([("seamless", True)] if side >= 512 else [])
+        for blend, refine in variants:
+            t0 = time.perf_counter()
+            res = api.insert(photo, mask, "hay", backbone=net,
+                             settings=replace(InsertSettings(), blend=blend, refine=refine))
+            sec = time.perf_counter() - t0
+            m = res.metrics
+            label = blend + ("+refine" if refine else "")
+            print(f"{side:>7}px {label:>15} {sec:8.1f} {sec / hundred:6.2f} {m['prob_before']:9.3f} "
+                  f"{m['prob_after']:8.3f} {m['seam']:6.2f} {m['outside_changed_pixels']:8d}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
