@@ -78,16 +78,18 @@ class _Params(_Common):
 
 class InsertParams(_Params):
     cls: ClassRef = Field(alias="class")
-    style: int | None = None
+    style: int | None = Field(None, ge=0, description="a learned style; null: none")
 
 
 class ModifyParams(_Params):
-    style: int
+    style: int = Field(ge=0)
     cls: ClassRef | None = Field(None, alias="class")
 
 
 class VisualizeParams(_Params):
     cls: ClassRef = Field(alias="class")
+    style: int | None = Field(None, ge=0, description="a learned style of the class (data-free "
+                              "styles are learned on first use, 1-2 min on a CPU)")
     cells: str | None = None
     dropout_seed: int | None = Field(None, ge=0, le=2**32 - 1)
     size: int | None = Field(None, ge=32, le=2048, description="network input size in px")
@@ -456,13 +458,36 @@ def _visualize(p: VisualizeParams, image: None, mask: None) -> Run:
         if p.iters is not None:
             settings = replace(settings, iters=p.iters)
         masks = pathway(net, p.size or net.input_size, p.cells, p.dropout_seed)
+        step = _steps(progress)
+        if p.style is not None:
+            step = _styles_first(p.cls, net, progress, cancel)
         res = api.visualize(p.cls, net, size=p.size, seed=p.seed, masks=masks, settings=settings,
-                            callback=_steps(progress), cancel=cancel)
+                            style=p.style, callback=step, cancel=cancel)
         return JobResult(image=to_pil(res.image), metrics={
             "class": res.cls, "index": res.index, "prob": res.prob, "top1": res.top1,
-            "seconds": res.seconds, "cells": p.cells, "dropout_seed": p.dropout_seed})
+            "seconds": res.seconds, "style": p.style, "cells": p.cells,
+            "dropout_seed": p.dropout_seed})
 
     return run
+
+
+def _styles_first(cls: ClassRef, net: Any, progress: Progress,
+                  cancel: threading.Event) -> Callable[[int, int, float, torch.Tensor], None]:
+    """Learn the class's data-free styles now when none are stored, as api.visualize would, but
+    with progress (it takes a minute or two); then the solver's steps fill the rest of the bar."""
+    from . import styles
+
+    if styles.is_learned(cls, net.name):
+        return _steps(progress)
+    progress(0.0, "learning the class's styles (first use)", None)
+    styles.load_or_learn(cls, net, cancel=cancel,
+                         progress=lambda f, stage, preview: progress(
+                             0.5 * f, f"learning styles: {stage}", preview))
+
+    def step(done: int, total: int, _loss: float, image: torch.Tensor) -> None:
+        progress(0.5 + 0.5 * done / total, f"optimising {done}/{total}", image)
+
+    return step
 
 
 def _invert(p: InvertParams, image: Image.Image, mask: None) -> Run:
@@ -490,14 +515,16 @@ def _invert(p: InvertParams, image: Image.Image, mask: None) -> Run:
     return run
 
 
-def _edit(result: Any) -> JobResult:
-    return JobResult(image=result.layer, offset=tuple(result.offset), metrics=result.metrics)
+def _edit(result: Any, style: int | None) -> JobResult:
+    """The layer of the selection's bounding box; metrics name the style (the layer's name)."""
+    return JobResult(image=result.layer, offset=tuple(result.offset),
+                     metrics={**result.metrics, "style": style})
 
 
 def _insert(p: InsertParams, image: Image.Image, mask: np.ndarray) -> Run:
     def run(progress: Progress, cancel: threading.Event) -> JobResult:
         return _edit(api.insert(image, mask, p.cls, p.style, backbone=p.backbone, seed=p.seed,
-                                iters=p.iters, progress=progress, cancel=cancel))
+                                iters=p.iters, progress=progress, cancel=cancel), p.style)
 
     return run
 
@@ -505,7 +532,7 @@ def _insert(p: InsertParams, image: Image.Image, mask: np.ndarray) -> Run:
 def _modify(p: ModifyParams, image: Image.Image, mask: np.ndarray) -> Run:
     def run(progress: Progress, cancel: threading.Event) -> JobResult:
         return _edit(api.modify(image, mask, p.style, p.cls, backbone=p.backbone, seed=p.seed,
-                                iters=p.iters, progress=progress, cancel=cancel))
+                                iters=p.iters, progress=progress, cancel=cancel), p.style)
 
     return run
 

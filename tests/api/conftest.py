@@ -32,6 +32,7 @@ class Engine:
     token: str
     config: Path | None = None  # the subprocess engine's config dir (token file) and log
     log: Path | None = None
+    models: Path | None = None  # its models dir (styles a test learns for it go here)
 
     def client(self, token: str | None = "default") -> httpx.Client:
         """A client with the engine's token (default), another token, or none (None)."""
@@ -77,7 +78,7 @@ def engine(tmp_path_factory) -> Iterator[Engine]:
         proc.kill()
         raise RuntimeError(f"engine did not start:\n{log.read_text()}") from None
     try:
-        yield Engine(url, (config / "token").read_text().strip(), config, log)
+        yield Engine(url, (config / "token").read_text().strip(), config, log, models)
     finally:
         proc.terminate()
         try:

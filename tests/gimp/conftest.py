@@ -11,7 +11,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from gimp_harness import REPO, ROOTFS_SH, Engine, Gimp, _run, start_engine, stop_engine
+from gimp_harness import (
+    REPO,
+    ROOTFS_SH,
+    Engine,
+    Gimp,
+    _run,
+    isolated_models,
+    start_engine,
+    stop_engine,
+)
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +81,7 @@ def photos(workdir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(workdir: Path) -> Engine:
-    eng = start_engine(workdir)
+    eng = start_engine(workdir, models=isolated_models(workdir / "models"))
     yield eng
     stop_engine(eng)
 

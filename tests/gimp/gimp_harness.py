@@ -48,6 +48,7 @@ class Engine:
     config_dir: Path
     proc: subprocess.Popen
     log: Path
+    models: Path | None = None
 
     def client(self) -> sf.Client:
         return sf.Client(sf.Config({"url": self.url, "token_file": str(self.config_dir / "token")}))
@@ -56,16 +57,32 @@ class Engine:
         return self.log.read_text(errors="replace")[-n:]
 
 
-def start_engine(workdir: Path, name: str = "engine") -> Engine:
-    """`stylefill serve` from the test's own venv, on a free port, its token in the work folder."""
+def isolated_models(folder: Path) -> Path:
+    """A fresh models dir (styles learned by a test stay out of the user's cache) that shares
+    the usual one's weights and patch databases, which take long to build."""
+    from stylefill.paths import models_dir
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for shared in ("weights", "patchdb"):
+        (models_dir() / shared).mkdir(exist_ok=True)
+        if not (folder / shared).exists():
+            (folder / shared).symlink_to(models_dir() / shared, target_is_directory=True)
+    return folder
+
+
+def start_engine(workdir: Path, name: str = "engine", models: Path | None = None) -> Engine:
+    """`stylefill serve` from the test's own venv, on a free port, its token in the work folder;
+    its models dir `models` when given (else the user's)."""
     port = free_port()
     config_dir = workdir / f"{name}-config"
     config_dir.mkdir(exist_ok=True)
     log = workdir / f"{name}.log"
     env = dict(os.environ, STYLEFILL_CONFIG=str(config_dir), OMP_NUM_THREADS="1")
+    if models is not None:
+        env["STYLEFILL_MODELS"] = str(models)
     proc = subprocess.Popen([sys.executable, "-m", "stylefill", "serve", "--port", str(port)],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    engine = Engine(f"http://127.0.0.1:{port}", port, config_dir, proc, log)
+    engine = Engine(f"http://127.0.0.1:{port}", port, config_dir, proc, log, models)
     deadline = time.monotonic() + 120
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     while time.monotonic() < deadline:
@@ -136,13 +153,6 @@ class Gimp:
         proc.stdin.write(self.script(body))
         proc.stdin.close()
         return proc
-
-
-def engine_has(name: str) -> bool:
-    """Whether the engine's Python API has `name` yet (insert and suggest land separately)."""
-    from stylefill import api
-
-    return hasattr(api, name)
 
 
 def xwd_to_png(xwd: Path, png: Path) -> None:

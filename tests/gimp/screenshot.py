@@ -4,6 +4,11 @@ installed by install/gimp_plugin.py, the real engine on the host's 127.0.0.1. Ru
 
     OMP_NUM_THREADS=1 .venv/bin/python tests/gimp/screenshot.py -o docs/images/gimp.png \
         [--command insert --class ladybug --iterations 200]
+
+The README's picture: hay in the held-out grass field (tests/data/debian_files.py fetches it):
+
+    OMP_NUM_THREADS=1 .venv/bin/python tests/gimp/screenshot.py -o docs/images/gimp.png \
+        --photo grass-field --class hay --selection 320,150,140,100
 """
 
 from __future__ import annotations
@@ -47,7 +52,9 @@ def main() -> int:
     parser.add_argument("-o", "--output", default=str(REPO / "out" / "gimp-stylefill.png"))
     parser.add_argument("--command", default="insert", choices=["insert", "visualize"])
     parser.add_argument("--class", dest="cls", default="ladybug")
-    parser.add_argument("--photo", default="chelsea", help="a scikit-image photo name")
+    parser.add_argument("--photo", default="chelsea", help="a scikit-image photo name, or "
+                        "grass-field (the held-out photo of tests/data/debian_files.py)")
+    parser.add_argument("--photo-file", help="any photo file instead")
     parser.add_argument("--selection", default="40,150,130,110", help="ellipse x,y,w,h")
     parser.add_argument("--iterations", type=int, default=0, help="0 = the engine's default")
     parser.add_argument("--seed", type=int, default=0)
@@ -69,7 +76,17 @@ def main() -> int:
         from PIL import Image
 
         (work / "photos").mkdir()
-        Image.fromarray(getattr(skimage.data, args.photo)()).save(work / "photos" / f"{args.photo}.png")
+        if args.photo == "grass-field" and not args.photo_file:
+            sys.path.insert(0, str(REPO / "tests" / "data"))
+            from debian_files import fetch
+
+            args.photo_file = str(fetch("scratch") / "Sports" / "playing-field.jpg")
+        if args.photo_file:
+            args.photo = Path(args.photo_file).stem
+            Image.open(args.photo_file).convert("RGB").save(work / "photos" / f"{args.photo}.png")
+        else:
+            Image.fromarray(getattr(skimage.data, args.photo)()).save(
+                work / "photos" / f"{args.photo}.png")
         engine = start_engine(work)
         profile = work / "gimp-profile"
         subprocess.run([sys.executable, str(REPO / "install" / "gimp_plugin.py"), "install",

@@ -12,13 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from gimp_harness import REPO, GuiSession, engine_has
+from gimp_harness import REPO, GuiSession
 
 SHOTS = REPO / "out" / "gimp-tests"
-
-needs_insert = pytest.mark.xfail(
-    not engine_has("insert"), strict=True,
-    reason="the engine's api.insert (issue #5) has not landed yet: insert jobs fail")
 
 
 @pytest.fixture
@@ -44,7 +40,7 @@ def _title_says(gui: GuiSession, window: str, text: str, timeout: float = 20) ->
     return title
 
 
-@pytest.mark.parametrize("proc", ["visualize", pytest.param("insert", marks=needs_insert)])
+@pytest.mark.parametrize("proc", ["visualize", "insert"])
 def test_ctrl_z_removes_the_result_in_one_step(gui, workdir: Path, proc: str):
     tag = f"undo-{proc}"
     gui.start(f"""
