@@ -60,7 +60,8 @@ def main() -> None:
     spec = importlib.util.find_spec("foolbox")
     data = Path(next(iter(spec.submodule_search_locations))) / "data"
     photo = Image.open(next(data.glob("imagenet_*_949.jpg"))).convert("RGB")
-    rect = (32, 32, 160, 160)
+    w, h = photo.size
+    rect = (int(0.37 * w), int(0.04 * h), int(0.24 * w), int(0.25 * h))  # the top strawberry
     mask = np.zeros((photo.height, photo.width), bool)
     mask[rect[1]:rect[1] + rect[3], rect[0]:rect[0] + rect[2]] = True
     tiles = [(outlined(photo, rect), "before: a strawberry")]
