@@ -4,6 +4,11 @@
 
 Writes docs/images/inversion.png (photo, k-NN initial image, the three Table-1 methods, with
 their relative L2) and docs/images/classes.png (class visualisations with their probability).
+
+    .venv/bin/python docs/figures.py --invert-code [PHOTO ...]
+
+writes only docs/images/invert-code.png: each photo rebuilt by `stylefill invert-code` from its
+m7 code and from its m5-7 code (default: foolbox ImageNet samples 14, 16 and 19).
 """
 
 from __future__ import annotations
@@ -34,11 +39,55 @@ def labelled_grid(rows: list[list[tuple[torch.Tensor, str]]], cell: int = 224) -
     return sheet
 
 
+def invert_code_figure(photos: list[str], work: Path, out: Path) -> Path:
+    """Photo | rebuilt from its m7 code | from its m5-7 code, one row per photo, each rebuilt by
+    the CLI (`stylefill invert-code IMG --levels L -o PNG --json J`; outputs already in `work`
+    are reused) and labelled with its relative L2."""
+    import json
+    import subprocess
+    import sys
+
+    from stylefill.classes import imagenet_classes
+
+    cli = Path(sys.executable).parent / "stylefill"
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for photo in photos:
+        stem = Path(photo).stem
+        label = stem
+        if stem.startswith("imagenet_") and stem.rsplit("_", 1)[-1].isdigit():
+            label = f"{stem.split('_')[1]}: {imagenet_classes()[int(stem.rsplit('_', 1)[-1])]}"
+        row = [(load_tensor(photo, 224), label)]
+        for levels in ("m7", "m5-7"):
+            png, meta = work / f"{stem}_{levels}.png", work / f"{stem}_{levels}.json"
+            if not (png.is_file() and meta.is_file()):
+                subprocess.run([str(cli), "invert-code", str(photo), "--levels", levels, "-o", str(png),
+                                "--json", str(meta), "-q"], check=True)
+            rel = json.loads(meta.read_text())["relative_l2"]
+            row.append((load_tensor(png, 224), f"from {levels}  rel. L2 {rel:.3f}"))
+        rows.append(row)
+    labelled_grid(rows).save(out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", default=patchdb.DEFAULT_NAME)
     ap.add_argument("--photos", nargs="*", help="photos to invert (default: 3 foolbox samples)")
+    ap.add_argument("--invert-code", nargs="*", metavar="PHOTO",
+                    help="only write invert-code.png (default photos: foolbox samples 14, 16, 19)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/stylefill-figures"),
+                    help="where the CLI's invert-code outputs go (reused when present)")
     args = ap.parse_args()
+    if args.invert_code is not None:
+        photos = args.invert_code
+        if not photos:
+            import foolbox
+
+            data = Path(foolbox.__file__).parent / "data"
+            photos = [str(next(data.glob(f"imagenet_{i}_*.jpg"))) for i in (14, 16, 19)]
+        print(f"wrote {invert_code_figure(photos, args.work, HERE / 'invert-code.png')}")
+        return
     net = load_backbone()
     db = patchdb.load(net.name, args.db) if args.db != patchdb.DEFAULT_NAME else \
         patchdb.default_db(net)
