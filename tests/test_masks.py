@@ -113,6 +113,8 @@ def test_cli_styles_invert_code_retrieve_sheet(ladybug_styles, models_root, stra
     listing = json.loads(js.read_text())
     assert listing["class"] == "ladybug" and len(listing["styles"]) >= 4
     assert main(["styles", "list", "tabby", "-q"]) == 2  # not learned: one line, exit 2
+    assert main(["styles", "list", "--json", str(js), "-q"]) == 0
+    assert "ladybug" in json.loads(js.read_text())["classes"]
 
     out = tmp_path / "v.png"
     assert main(["visualize", "ladybug", "--style", "1", "--iters", "4", "-o", str(out),

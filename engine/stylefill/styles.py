@@ -172,7 +172,7 @@ def load(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, root: Path
 def list_classes(backbone: str = DEFAULT_BACKBONE, root: Path | None = None) -> list[str]:
     """Class folders with stored styles for a backbone."""
     base = (root or models_dir()) / "styles" / backbone
-    return sorted(p.name for p in base.glob("*/styles.json")) if base.is_dir() else []
+    return sorted(p.parent.name for p in base.glob("*/styles.json")) if base.is_dir() else []
 
 
 def _save(ss: StyleSet, previews: Sequence[Image.Image], extra_images: dict[str, Image.Image]) -> StyleSet:
