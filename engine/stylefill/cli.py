@@ -44,9 +44,8 @@ def _bar(desc: str, total: int, quiet: bool):
 def _step_callback(bar: tqdm) -> Callable[[int, int, float, object], None]:
     def cb(step: int, total: int, loss: float, _image: object) -> None:
         bar.total = total
-        bar.n = step
         bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-        bar.refresh()
+        bar.update(step - bar.n)  # tqdm redraws at most every `mininterval`, also into logs
 
     return cb
 
@@ -161,9 +160,8 @@ def cmd_patchdb_list(args: argparse.Namespace) -> dict:
 
 def _fraction_bar(bar: tqdm) -> Callable[[float, str, object], None]:
     def progress(fraction: float, stage: str, _preview: object) -> None:
-        bar.n = round(100 * fraction)
         bar.set_description_str(stage[:40], refresh=False)
-        bar.refresh()
+        bar.update(round(100 * fraction) - bar.n)
 
     return progress
 
