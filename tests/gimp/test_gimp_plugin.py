@@ -153,6 +153,30 @@ image.delete()
     assert res["original_unchanged"]
 
 
+def test_insert_in_a_chosen_style(gimp, espresso_styles):
+    """Insert with a learned style: the new layer is named after class and style and sits at the
+    selection; the photo's own layer keeps every pixel."""
+    run = gimp.run("""
+image, layer = load("astronaut")
+before = digest(layer)
+image.select_rectangle(Gimp.ChannelOps.REPLACE, 300, 320, 120, 110)
+r = call("plug-in-stylefill-insert", image, [layer], class_name="espresso", style=0, iterations=10)
+OUT["call"] = {k: v for k, v in r.items() if k != "values"}
+if r["status"] == "success":
+    OUT["new"] = layer_info(r["values"][0], layer)
+OUT["layers"] = names(image)
+OUT["original_unchanged"] = digest(layer) == before
+image.delete()
+""")
+    res = run.result
+    ok(res["call"])
+    new = res["new"]
+    assert new["name"] == "Stylefill: espresso, style 0"
+    assert new["offset"] == [300, 320] and new["size"] == [120, 110]
+    assert new["diff_to_original"] > 5, new
+    assert res["layers"][1:] == ["Background"] and res["original_unchanged"]
+
+
 def test_visualize_and_invert_place_layers(gimp):
     """Visualize lands on the selection; Invert without a selection covers the whole layer and
     with one sits at the selection with the selection as its mask."""
