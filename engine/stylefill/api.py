@@ -208,14 +208,12 @@ def visualize(
     index, name = resolve_class(cls, net.categories)
     size = size or net.input_size
     if style is not None:
-        from . import styles
+        from .styles import PreviewSettings
 
-        ss = styles.load_or_learn(index, net, cancel=cancel)
-        m7 = ss.m7(style)
+        m7, prior_images, _ = _style_pathway(index, net, style, size, cancel=cancel)
         masks = masks or Masks()
         masks.m7 = m7 if masks.m7 is None else masks.m7 * m7.to(masks.m7)
-        prior_images = styles.images_tensor(ss.image_paths(style, 8), size)
-        settings = replace(settings, patch=settings.patch or styles.PreviewSettings.patch)
+        settings = replace(settings, patch=settings.patch or PreviewSettings.patch)
     gen = torch.Generator().manual_seed(int(seed))
     start = (0.5 + 0.01 * torch.randn(1, 3, size, size, generator=gen)).clamp(0, 1)
     loss = obj.class_score(index)
@@ -297,10 +295,17 @@ def invert_code(
                                time.perf_counter() - t0)
 
 
-def _progress_slice(progress, lo: float, hi: float):
-    if progress is None:
-        return None
-    return lambda f, stage, preview: progress(lo + (hi - lo) * f, stage, preview)
+def _style_pathway(index: int, net: Backbone, style: int, size: int, progress=None,
+                   cancel: Cancel = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """A learned style's m7 mask and its images for the patch prior (data-free styles are
+    learned first when missing: the first half of `progress`, whose remainder starts at the
+    returned fraction)."""
+    from . import styles
+    from .progress import scaled
+
+    start = 0.0 if styles.is_learned(index, net.name) else 0.5
+    ss = styles.load_or_learn(index, net, progress=scaled(progress, 0.0, start), cancel=cancel)
+    return ss.m7(style), styles.images_tensor(ss.image_paths(style, 8), size), start
 
 
 def suggest(image: Image.Image, mask, top: int = 5,
@@ -331,21 +336,14 @@ def insert(
 
     Data-free styles of the class are learned on first use (cached). Returns an EditResult.
     """
-    from .completion import InsertSettings, as_mask, fill_selection
+    from .completion import InsertSettings, fill_selection
 
     net = _backbone(backbone)
     index, _ = resolve_class(cls, net.categories)
-    mask = as_mask(mask, image)
     m7 = prior = None
     start = 0.0
     if style is not None:
-        from . import styles
-
-        start = 0.0 if styles.is_learned(index, net.name) else 0.5
-        ss = styles.load_or_learn(index, net, progress=_progress_slice(progress, 0.0, start),
-                                  cancel=cancel)
-        m7 = ss.m7(style)
-        prior = styles.images_tensor(ss.image_paths(style, 8), net.input_size)
+        m7, prior, start = _style_pathway(index, net, style, net.input_size, progress, cancel)
     return fill_selection(image, mask, index, net, m7=m7, prior_images=prior, modify=False,
                           seed=seed, settings=settings or InsertSettings(), iters=iters,
                           progress=progress, cancel=cancel, progress_from=start)
@@ -366,17 +364,13 @@ def modify(
 ):
     """Restyle the object in the selection: start from its pixels, push it along style `style`
     of its class (default: the top-1 class inside the selection)."""
-    from . import styles
     from .completion import InsertSettings, as_mask, fill_selection, selection_class
 
     net = _backbone(backbone)
     mask = as_mask(mask, image)
     index = selection_class(image, mask, net) if cls is None else resolve_class(cls, net.categories)[0]
-    start = 0.0 if styles.is_learned(index, net.name) else 0.5
-    ss = styles.load_or_learn(index, net, progress=_progress_slice(progress, 0.0, start),
-                              cancel=cancel)
-    prior = styles.images_tensor(ss.image_paths(style, 8), net.input_size)
-    return fill_selection(image, mask, index, net, m7=ss.m7(style), prior_images=prior, modify=True,
+    m7, prior, start = _style_pathway(index, net, style, net.input_size, progress, cancel)
+    return fill_selection(image, mask, index, net, m7=m7, prior_images=prior, modify=True,
                           seed=seed, settings=settings or InsertSettings(), iters=iters,
                           progress=progress, cancel=cancel, progress_from=start)
 

@@ -291,8 +291,6 @@ def cmd_suggest(args: argparse.Namespace) -> dict:
 
 
 def _edit(args: argparse.Namespace, modify: bool) -> dict:
-    from dataclasses import replace as _replace
-
     from .api import insert
     from .api import modify as _modify
     from .completion import InsertSettings
@@ -302,9 +300,9 @@ def _edit(args: argparse.Namespace, modify: bool) -> dict:
     photo, mask = _selection(args)
     settings = InsertSettings()
     if args.blend:
-        settings = _replace(settings, blend=args.blend)
+        settings = replace(settings, blend=args.blend)
     if args.refine:
-        settings = _replace(settings, refine=True)
+        settings = replace(settings, refine=True)
     with tqdm(total=100, desc="modify" if modify else "insert", unit="%", disable=args.quiet,
               leave=False, file=sys.stderr) as bar:
         kw = dict(backbone=net, seed=args.seed, iters=args.iters, settings=settings,

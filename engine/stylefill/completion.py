@@ -11,7 +11,6 @@ it ever changes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -21,8 +20,8 @@ from PIL import Image
 
 from .backbones import Backbone, Masks
 from .errors import InputError
+from .progress import Progress, report, solver_steps
 
-Progress = Callable[[float, str, "torch.Tensor | None"], None]
 BLENDS = ("alpha", "seamless")
 
 
@@ -109,11 +108,6 @@ def _tensor(rgb: np.ndarray) -> torch.Tensor:
 def _prob(net: Backbone, x: torch.Tensor, index: int) -> float:
     with torch.no_grad():
         return float(net(x.to(net.device)).logits.softmax(-1)[0, index])
-
-
-def _report(progress: Progress | None, fraction: float, stage: str, preview=None) -> None:
-    if progress is not None:
-        progress(float(min(max(fraction, 0.0), 1.0)), stage, preview)
 
 
 # ------------------------------------------------------------------------------------ suggest
@@ -205,10 +199,7 @@ def fill_selection(
 
     t0 = time.perf_counter()
     rgb = np.asarray(image.convert("RGB"))
-    if mask.shape != rgb.shape[:2]:
-        raise InputError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the photo is "
-                         f"{rgb.shape[1]}x{rgb.shape[0]}")
-    mask = mask.astype(bool)
+    mask = as_mask(mask, image)
     sel = selection_box(mask)
     box = context_box(sel, rgb.shape[1], rgb.shape[0], settings.context, settings.min_context)
     size = net.input_size
@@ -239,15 +230,11 @@ def fill_selection(
             priors.append(pp)
             loss = loss + settings.patch * pp.objective()
 
-        def step(done: int, total: int, _loss: float, img: torch.Tensor) -> None:
-            preview = img if done % 10 == 0 or done == total else None
-            _report(progress, lo + (hi - lo) * done / total, f"optimising at {res} px {done}/{total}",
-                    preview)
-
+        step = solver_steps(progress, lo, hi, f"optimising at {res} px", 10)
         return render(net, loss, param, iters=steps, lr=lr, transforms=tf.robust(res / 224), masks=masks,
                       priors=priors, seed=seed, callback=step, cancel=cancel).image.cpu()
 
-    _report(progress, progress_from, "preparing")
+    report(progress, progress_from, "preparing")
     gen = torch.Generator().manual_seed(int(seed))
     start = work.clone()
     if not modify:
@@ -262,7 +249,7 @@ def fill_selection(
         image_out = solve(res, up.clamp(0, 1), settings.refine_iters, settings.modify_lr, mid, 0.95)
         size = res
 
-    _report(progress, 0.96, "blending")
+    report(progress, 0.96, "blending")
     fill_work = (image_out[0].permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
     up = cv2.INTER_CUBIC if side > size else cv2.INTER_AREA
     fill = cv2.resize(fill_work, (side, side), interpolation=up)
@@ -292,7 +279,7 @@ def fill_selection(
         "seam": seam_contrast(crop(out, box), crop(mask.astype(np.uint8), box).astype(bool)),
         "seconds": time.perf_counter() - t0,
     }
-    _report(progress, 1.0, "done")
+    report(progress, 1.0, "done")
     return EditResult(Image.fromarray(out), Image.fromarray(layer, "RGBA"), (sel.x0, sel.y0), metrics)
 
 

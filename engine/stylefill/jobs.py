@@ -23,13 +23,13 @@ from PIL import Image
 
 from .errors import Cancelled, StylefillError
 from .images import to_pil
+from .progress import Progress
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 PREVIEW_SIDE = 256        # previews are for a progress dialog, not for judging the result
 PREVIEW_INTERVAL = 0.25   # s; a preview per solver step would cost more than the step
 
-Progress = Callable[[float, str, torch.Tensor | None], None]
 
 log = logging.getLogger(__name__)
 

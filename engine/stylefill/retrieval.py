@@ -16,9 +16,7 @@ from scipy.optimize import nnls
 
 from .backbones import Backbone
 from .errors import InputError
-from .images import fit_square, load_image, to_tensor
-from .patchdb import IMAGE_SUFFIXES
-from .styles import StyleSet, fc7_features
+from .styles import StyleSet, fc7_features, folder_images, read_images
 
 
 @dataclass
@@ -41,29 +39,9 @@ def mixtures(ss: StyleSet, features: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.asarray(loads), np.asarray(inside)
 
 
-def folder_images(folder: str | Path) -> list[Path]:
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{folder}: not a folder")
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise InputError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return paths
-
-
 def _features(net: Backbone, paths: list[Path]) -> tuple[list[Path], np.ndarray]:
-    import torch
-
-    kept, tensors = [], []
-    for p in paths:
-        try:
-            tensors.append(to_tensor(fit_square(load_image(p), net.input_size)))
-            kept.append(p)
-        except InputError:
-            continue
-    if not kept:
-        raise InputError("none of the images could be read")
-    return kept, fc7_features(net, torch.cat(tensors))
+    kept, images = read_images(paths, net.input_size)
+    return kept, fc7_features(net, images)
 
 
 def rank(ss: StyleSet, net: Backbone, folder: str | Path, *, style: int | None = None,

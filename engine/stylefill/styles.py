@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,8 +35,8 @@ from .errors import InputError
 from .images import fit_square, load_image, to_pil, to_tensor
 from .patchdb import IMAGE_SUFFIXES
 from .paths import models_dir
+from .progress import Progress, report, solver_steps
 
-Progress = Callable[[float, str, "torch.Tensor | None"], None]
 FORMAT = 1
 PREVIEW_SIZE = 224
 
@@ -250,19 +250,6 @@ def topic_masks(directions: np.ndarray, share: float = 0.5) -> np.ndarray:
     return masks
 
 
-def _report(progress: Progress | None, fraction: float, stage: str, preview=None) -> None:
-    if progress is not None:
-        progress(float(min(max(fraction, 0.0), 1.0)), stage, preview)
-
-
-def _sub_callback(progress: Progress | None, lo: float, hi: float, stage: str):
-    def cb(step: int, total: int, _loss: float, image: torch.Tensor) -> None:
-        preview = image[:1] if step % 16 == 0 or step == total else None
-        _report(progress, lo + (hi - lo) * step / total, f"{stage} {step}/{total}", preview)
-
-    return cb
-
-
 def sample_data_free(net: Backbone, index: int, settings: DataFreeSettings, seed: int,
                      progress: Progress | None = None, cancel=None) -> torch.Tensor:
     """N class visualisations in one batch, each through its own random m6-7 dropout pathway."""
@@ -280,26 +267,33 @@ def sample_data_free(net: Backbone, index: int, settings: DataFreeSettings, seed
     res = render(net, obj.class_score(index), make_param("fourier", start.to(net.device)),
                  iters=settings.iters, lr=settings.lr, transforms=tf.robust(settings.size / 224),
                  masks=masks, seed=seed, cancel=cancel,
-                 callback=_sub_callback(progress, 0.0, 0.5, "sampling pathways"))
+                 callback=solver_steps(progress, 0.0, 0.5, "sampling pathways", 16))
     return res.image.cpu()
 
 
-def _folder_images(folder: str | Path, size: int) -> tuple[list[Path], torch.Tensor]:
+def folder_images(folder: str | Path) -> list[Path]:
+    """The image files of a folder, recursively, sorted."""
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"{folder}: not a folder")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise InputError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return paths
+
+
+def read_images(paths: Sequence[Path], size: int, label: str = "") -> tuple[list[Path], torch.Tensor]:
+    """The readable ones of `paths` at network size (unreadable files are skipped, not fatal:
+    a folder of photos often holds a broken one)."""
     kept, tensors = [], []
     for p in paths:
         try:
             tensors.append(to_tensor(fit_square(load_image(p), size)))
-            kept.append(p.resolve())
+            kept.append(p)
         except InputError:
-            continue  # unreadable files are reported by the caller via the skipped list
+            continue
     if not kept:
-        raise InputError(f"{folder}: none of the {len(paths)} images could be read")
+        raise InputError(f"{label}none of the {len(paths)} images could be read")
     return kept, torch.cat(tensors)
 
 
@@ -336,7 +330,7 @@ def learn(
         settings = data_free_settings if samples is None else replace(data_free_settings, samples=samples)
         if settings.samples < 2:
             raise InputError("--samples must be at least 2")
-        _report(progress, 0.0, "sampling pathways")
+        report(progress, 0.0, "sampling pathways")
         images = sample_data_free(net, index, settings, seed, progress, cancel)
         names = [f"sample_{i:02d}.png" for i in range(len(images))]
         extra = {n: to_pil(img[None]) for n, img in zip(names, images, strict=True)}
@@ -344,8 +338,9 @@ def learn(
         meta["samples"] = settings.samples
         k = topics or 4
     else:
-        _report(progress, 0.0, "reading photos")
-        paths, images = _folder_images(folder, net.input_size)
+        report(progress, 0.0, "reading photos")
+        paths, images = read_images(folder_images(folder), net.input_size, f"{folder}: ")
+        paths = [p.resolve() for p in paths]
         with torch.no_grad():
             logits = torch.cat([net(images[i:i + 16].to(net.device)).logits.cpu()
                                 for i in range(0, len(images), 16)])
@@ -363,7 +358,7 @@ def learn(
                              f"add photos of the class or pass --keep-all")
     if k < 1 or k > len(images):
         raise InputError(f"--topics must be between 1 and the number of images ({len(images)})")
-    _report(progress, 0.5, "factorising fc7 features (NMF)")
+    report(progress, 0.5, "factorising fc7 features (NMF)")
     features = fc7_features(net, images)
     loadings, directions = factorize(features, k, seed)
     masks = topic_masks(directions)
@@ -380,7 +375,7 @@ def learn(
         lo, hi = 0.55 + 0.45 * t / k, 0.55 + 0.45 * (t + 1) / k
         res = visualize(index, net, seed=seed, masks=Masks(m7=torch.from_numpy(masks[t].astype(np.float32))),
                         settings=vis, prior_images=images[top], cancel=cancel,
-                        callback=_sub_callback(progress, lo, hi, f"preview {t + 1}/{k}"))
+                        callback=solver_steps(progress, lo, hi, f"preview {t + 1}/{k}", 16))
         previews.append(to_pil(res.image))
         styles.append(Style(id=t, weight=float(mass[t]), images=[names[i] for i in top],
                             units=int(masks[t].sum()), preview=f"preview_{t}.png",
@@ -388,7 +383,7 @@ def learn(
     meta["seconds"] = time.perf_counter() - t0
     ss = StyleSet(name, index, net.name, source, styles, directions, masks, features, loadings,
                   names, class_dir(index, name, net.name, root), meta)
-    _report(progress, 1.0, "saving")
+    report(progress, 1.0, "saving")
     return _save(ss, previews, extra)
 
 
