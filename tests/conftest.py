@@ -42,14 +42,9 @@ def photo() -> torch.Tensor:
 def models_root(tmp_path_factory) -> Path:
     """An isolated models cache for tests that learn and store things (styles), sharing the
     real cache's weights and patch databases (so the default database is not rebuilt)."""
-    from stylefill.paths import models_dir
+    from harness import isolated_models
 
-    real = models_dir()
-    root = tmp_path_factory.mktemp("models")
-    for sub in ("weights", "patchdb"):
-        (real / sub).mkdir(exist_ok=True)
-        (root / sub).symlink_to(real / sub, target_is_directory=True)
-    return root
+    return isolated_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")

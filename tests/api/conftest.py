@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,15 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from harness import free_port, isolated_models
 
-from stylefill.paths import models_dir
 from stylefill.server import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -62,10 +55,7 @@ def engine(tmp_path_factory) -> Iterator[Engine]:
     """
     config = tmp_path_factory.mktemp("config")
     log = tmp_path_factory.mktemp("engine") / "engine.log"
-    models = tmp_path_factory.mktemp("models")
-    for shared in ("weights", "patchdb"):
-        (models_dir() / shared).mkdir(exist_ok=True)
-        (models / shared).symlink_to(models_dir() / shared)
+    models = isolated_models(tmp_path_factory.mktemp("models"))
     port = free_port()
     env = {**os.environ, "STYLEFILL_CONFIG": str(config), "STYLEFILL_MODELS": str(models)}
     with open(log, "w") as out:

@@ -17,10 +17,10 @@ from gimp_harness import (
     Engine,
     Gimp,
     _run,
-    isolated_models,
     start_engine,
     stop_engine,
 )
+from harness import isolated_models
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -25,20 +24,16 @@ REPO = HERE.parents[1]
 ROOTFS_SH = HERE / "rootfs.sh"
 PLUGIN_DIR = REPO / "gimp_plugin" / "stylefill"
 sys.path.insert(0, str(PLUGIN_DIR))
+sys.path.insert(0, str(HERE.parent))  # tests/, for harness.py (also when run as a script)
 
 import client as sf  # noqa: E402  (the plug-in's own HTTP client, to look at jobs)
+from harness import free_port  # noqa: E402
 
 PRELUDE = (HERE / "snippets" / "prelude.py").read_text()
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=False, capture_output=True, text=True, **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -55,19 +50,6 @@ class Engine:
 
     def log_tail(self, n: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-n:]
-
-
-def isolated_models(folder: Path) -> Path:
-    """A fresh models dir (styles learned by a test stay out of the user's cache) that shares
-    the usual one's weights and patch databases, which take long to build."""
-    from stylefill.paths import models_dir
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for shared in ("weights", "patchdb"):
-        (models_dir() / shared).mkdir(exist_ok=True)
-        if not (folder / shared).exists():
-            (folder / shared).symlink_to(models_dir() / shared, target_is_directory=True)
-    return folder
 
 
 def start_engine(workdir: Path, name: str = "engine", models: Path | None = None) -> Engine:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gimp_harness import free_port
+from harness import free_port
 
 P = "plug-in-stylefill-"
 NAMES = ["insert", "invert", "learn-styles", "modify", "suggest", "visualize"]

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from gimp_harness import free_port, sf
+from gimp_harness import sf
+from harness import free_port
 from PIL import Image
 
 
