@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ import torch
 
 from stylefill.backbones import Backbone, load_backbone
 from stylefill.images import fit_square, to_tensor
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+from debian_files import FRESH_SCENES, fetch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -57,12 +61,13 @@ def ladybug_styles(backbone, models_root):
 
 def debian_file(package: str, path: str) -> Path:
     """A file from a Debian package's data (tests/data/debian_files.py), fetched on first use."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent / "data"))
-    from debian_files import fetch
-
     return fetch(package) / path
+
+
+@pytest.fixture(scope="session")
+def fresh_scenes() -> list[Path]:
+    """Ten scene photos (Debian scratch) no setting was ever tried on: Table 1's fresh photos."""
+    return [debian_file("scratch", name) for name in FRESH_SCENES]
 
 
 @pytest.fixture(scope="session")

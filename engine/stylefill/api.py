@@ -40,7 +40,9 @@ class InversionSettings:
     patch_stride: int = 4
     patch_every: int = 10
     patch_mode: str = "local"
-    patch_trust: float | None = 1.5
+    patch_trust: float | None = None
+    patch_temperature: float | None = 0.1
+    stats: float = 5000.0
     knn: int = 10
     param: str = "fourier"
     optimizer: str = "adam"
@@ -144,9 +146,9 @@ def invert(
     need_db = init == "patchdb" or prior == "patch" or whiten
     db = db or (patchdb.default_db(net) if need_db else None)
     gen = torch.Generator().manual_seed(int(seed))
-    ids = None
+    knn, ids = db.knn_image(target.cpu(), size, settings.knn) if need_db else (None, None)
     if init == "patchdb":
-        start, ids = db.knn_image(target.cpu(), size, settings.knn)
+        start = knn
     else:
         start = (0.5 + 0.1 * torch.randn(1, 3, size, size, generator=gen)).clamp(0, 1)
     whitening = patchdb.colour_whitening(db) if whiten else None
@@ -159,6 +161,8 @@ def invert(
         pp = _inversion_prior(db, target.cpu(), ids, size, settings, whitening, seed)
         priors.append(pp)
         loss = loss + settings.patch * pp.objective()
+        stats = obj.colour_statistics(knn.mean(dim=(-2, -1)), knn.std(dim=(-2, -1)))
+        loss = loss + settings.stats * stats
     result = render(net, loss, make_param(settings.param, start.to(net.device)),
                     iters=settings.iters, lr=settings.lr, priors=priors, whiten=whitening,
                     optimizer=settings.optimizer, seed=seed, callback=callback, cancel=cancel)
@@ -170,12 +174,11 @@ def invert(
 
 def _inversion_prior(db: patchdb.PatchDB, target: torch.Tensor, ids, size: int,
                      settings: InversionSettings, whitening, seed: int) -> VotedPrior:
-    if ids is None:
-        ids = db.cell_ids(target, settings.knn)
     if settings.patch_mode == "local":
         layers = db.neighbour_layers(ids, target.shape[-1], size, whitening, normalized=True)
         return LocalPatchPrior(layers, settings.patch_size, settings.patch_stride,
-                               settings.patch_every, settings.patch_trust)
+                               settings.patch_every, settings.patch_trust,
+                               settings.patch_temperature)
     if settings.patch_mode == "global":
         return PatchPrior.from_patches(*db.patches_with_stats(ids), size=settings.patch_size,
                                        stride=settings.patch_stride, every=settings.patch_every,

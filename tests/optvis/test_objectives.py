@@ -126,3 +126,13 @@ def test_regulariser_objectives_act_on_reg_image(ctx):
     assert float(tv) != pytest.approx(float(regularizers.total_variation(ctx.image, 2.0)))
     an = obj.alpha_norm(6.0)(ctx)
     assert float(an) == pytest.approx(float(regularizers.alpha_norm(ctx.reg_image, 6.0)))
+
+
+def test_colour_statistics_acts_on_the_unwhitened_image(ctx):
+    """Its targets are RGB statistics, so it must see the image, not the whitened one."""
+    from stylefill.optvis import regularizers
+
+    mean, std = ctx.image.mean((2, 3)), ctx.image.std((2, 3))
+    assert float(obj.colour_statistics(mean, std)(ctx)) < 1e-10
+    assert float(obj.colour_statistics(mean, std)(ctx)) != pytest.approx(
+        float(regularizers.colour_statistics(ctx.reg_image, mean, std)))

@@ -171,3 +171,20 @@ def test_trust_weights_matches_by_closeness(photo):
     plain = LocalPatchPrior(other)
     plain.update(photo)
     assert float(plain.cover.min()) == 1.0
+
+
+def test_temperature_votes_the_expected_candidate(photo):
+    """Soft voting: a cold temperature picks the matching candidate, a hot one averages all K,
+    and in between the target lies between the two (each patch's softmax-weighted mean)."""
+    own = normalize_global(photo)
+    other = normalize_global(torch.flip(photo, dims=[-1, -2]))
+    candidates = torch.cat([own, other])
+    targets = {}
+    for temperature in (1e-4, 0.5, 1e6):
+        prior = LocalPatchPrior(candidates, temperature=temperature)
+        prior.update(photo)
+        targets[temperature] = prior.target
+    torch.testing.assert_close(targets[1e-4], own, atol=1e-4, rtol=0)
+    torch.testing.assert_close(targets[1e6], (own + other) / 2, atol=1e-4, rtol=0)
+    to_own = float((targets[0.5] - own).abs().mean())
+    assert 1e-3 < to_own < float(((own + other) / 2 - own).abs().mean())

@@ -84,3 +84,15 @@ def test_whitening_from_moments_equals_fit(pixels):
     torch.testing.assert_close(moments.mean, fitted.mean)
     x = torch.rand(1, 3, 5, 5, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(moments(x), fitted(x))
+
+
+def test_colour_statistics_gradcheck_and_zero_at_target():
+    x = _small_image()
+    mean = torch.tensor([[0.2, 0.5, 0.7]], dtype=torch.float64)
+    std = torch.tensor([[0.1, 0.3, 0.05]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda i: regularizers.colour_statistics(i, mean, std), (x,))
+    assert float(regularizers.colour_statistics(x, mean, std)) > 0.01
+    y = x.detach()
+    y = (y - y.mean((2, 3), keepdim=True)) / y.std((2, 3), keepdim=True)
+    assert float(regularizers.colour_statistics(y * std[..., None, None] + mean[..., None, None],
+                                                mean, std)) < 1e-20

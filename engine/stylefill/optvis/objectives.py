@@ -78,6 +78,18 @@ def alpha_norm(alpha: float = 6.0) -> Objective:
     return Objective(lambda c: regularizers.alpha_norm(c.reg_image, alpha), f"alpha{alpha:g}")
 
 
+def colour_statistics(mean: torch.Tensor, std: torch.Tensor) -> Objective:
+    """Holds the image's per-channel mean and std at given (B, 3) values.
+
+    The patch prior compares patches normalised by the whole image's statistics, so it leaves
+    them free, and feature inversion lets them drift (darker, on most photos measured); with
+    the k-NN image's statistics as targets, the database predicts them too (docs/tuning.md).
+    Acts on the unwhitened image, as its targets are RGB.
+    """
+    mean, std = mean.detach(), std.detach()
+    return Objective(lambda c: regularizers.colour_statistics(c.image, mean, std), "colour-stats")
+
+
 def total_variation(beta: float = 2.0) -> Objective:
     """TV^beta: discourages the high-frequency noise that fools a network."""
     return Objective(lambda c: regularizers.total_variation(c.reg_image, beta), f"tv{beta:g}")

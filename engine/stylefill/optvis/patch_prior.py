@@ -158,13 +158,24 @@ class PatchPrior(VotedPrior):
 class LocalPatchPrior(VotedPrior):
     """Location-aware matching: `candidates` (K, 3, H, W) are K normalised images made of the
     database patches retrieved for each cell, placed where the cell is; each image patch is
-    matched to the nearest of the K candidates at its own position (exhaustive, K is small)."""
+    matched against the K candidates at its own position (exhaustive, K is small).
+
+    Without `temperature` the nearest candidate is chosen. With it, the target is the
+    softmax(-d / temperature)-weighted mean of the K candidates: the expected patch given the
+    current one rather than one guess, which is what a pixel error rewards (measured closer to
+    the photo on held-out photos, docs/tuning.md).
+    """
 
     def __init__(self, candidates: torch.Tensor, size: int = 8, stride: int = 4, every: int = 10,
-                 trust: float | None = None):
+                 trust: float | None = None, temperature: float | None = None):
         super().__init__(size, stride, every, trust)
+        self.temperature = temperature
         self.candidates = F.unfold(candidates.float().cpu(), size, stride=stride)  # (K, d, L)
 
     def match(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dist, best = (self.candidates - query).pow(2).mean(1).min(0)  # (L,)
-        return self.candidates[best, :, torch.arange(query.shape[-1])].T[None], dist
+        dist = (self.candidates - query).pow(2).mean(1)  # (K, L)
+        if self.temperature is None:
+            best_dist, best = dist.min(0)
+            return self.candidates[best, :, torch.arange(query.shape[-1])].T[None], best_dist
+        weight = torch.softmax(-dist / self.temperature, dim=0)
+        return (self.candidates * weight[:, None]).sum(0, keepdim=True), (weight * dist).sum(0)

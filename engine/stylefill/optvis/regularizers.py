@@ -21,6 +21,12 @@ def total_variation(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
     return (sq + 1e-8).pow(beta / 2.0).mean()
 
 
+def colour_statistics(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Squared distance of each image's per-channel mean and std to (B, 3) targets."""
+    got_mean, got_std = x.mean(dim=(-2, -1)), x.std(dim=(-2, -1))
+    return (got_mean - mean.to(x)).pow(2).sum() + (got_std - std.to(x)).pow(2).sum()
+
+
 class Whitening:
     """A per-pixel 3x3 colour ZCA (paper Sec. 5's whitening), scale-preserving.
 
