@@ -112,9 +112,8 @@ def main() -> None:
     data = Path(foolbox.__file__).parent / "data"
     samples = sorted(data.glob("imagenet_*.jpg"))[:4]
     with torch.no_grad():
-        feats = np.concatenate([
-            net(load_tensor(p, net.input_size)).pool5[0].permute(1, 2, 0).reshape(-1, net.feature_channels).numpy()
-            for p in samples])
+        maps = [net(load_tensor(p, net.input_size)).pool5[0] for p in samples]
+    feats = np.concatenate([m.permute(1, 2, 0).reshape(-1, m.shape[0]).numpy() for m in maps])
     with AnonPeak() as search_mem:
         loaded = patchdb.load(net.name, args.name)
         t0 = time.perf_counter()
