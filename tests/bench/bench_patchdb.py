@@ -87,23 +87,28 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=1_000_000)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--name", default="bench-1m")
+    ap.add_argument("--reuse", action="store_true",
+                    help="search an existing database of that name instead of building it")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     net = load_backbone()
-    photos = sorted(fetch_all("scratch").rglob("*.jpg"))
-    cells = net.map_size(net.input_size) ** 2
-    scales = scales_for(photos, net.input_size, args.pairs, cells)
-    print(f"{len(photos)} photos, scales {scales}, flips, patches stored at 32 px")
+    if args.reuse:
+        db, build_s, mem = patchdb.load(net.name, args.name), None, None
+    else:
+        photos = sorted(fetch_all("scratch").rglob("*.jpg"))
+        cells = net.map_size(net.input_size) ** 2
+        scales = scales_for(photos, net.input_size, args.pairs, cells)
+        print(f"{len(photos)} photos, scales {scales}, flips, patches stored at 32 px")
+        with AnonPeak() as mem, tqdm(desc="build", unit="crop") as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
 
-    with AnonPeak() as mem, tqdm(desc="build", unit="crop") as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        t0 = time.perf_counter()
-        db = patchdb.build(photos, net, args.name, scales=scales, patch_px=32, progress=progress)
-        build_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            db = patchdb.build(photos, net, args.name, scales=scales, patch_px=32,
+                               progress=progress)
+            build_s = time.perf_counter() - t0
     disk = sum(f.stat().st_size for f in db.path.iterdir())
     arrays = sum((db.path / f).stat().st_size for f in ("features.npy", "patches.npy"))
 
@@ -127,10 +132,12 @@ def main() -> None:
 
     gib = 1024 ** 3
     print(f"pairs {len(db):,} from {db.meta['crops']:,} crops, index {db.meta['index']}")
-    print(f"build {build_s:.0f} s ({build_s / db.meta['crops'] * 1000:.1f} ms per crop)")
     print(f"on disk {disk / gib:.2f} GiB (features + patches {arrays / gib:.2f} GiB)")
-    print(f"peak anonymous memory: build {mem.peak_kb / 1024 ** 2:.2f} GiB "
-          f"({mem.peak_kb * 1024 / arrays:.2f}x the arrays), load + search + invert "
+    if mem is not None:
+        print(f"build {build_s:.0f} s ({build_s / db.meta['crops'] * 1000:.1f} ms per crop), "
+              f"peak anonymous memory {mem.peak_kb / 1024 ** 2:.2f} GiB "
+              f"({mem.peak_kb * 1024 / arrays:.2f}x the arrays)")
+    print(f"peak anonymous memory to load, search, check against exact search and invert: "
           f"{search_mem.peak_kb / 1024 ** 2:.2f} GiB ({search_mem.peak_kb * 1024 / arrays:.2f}x)")
     print(f"search {per_query_ms:.2f} ms per cell, recall@10 vs exact {recall:.3f} "
           f"({len(feats)} cells of 4 foolbox samples)")
