@@ -130,11 +130,16 @@ class PatchDB:
             return self.index.search(query, k)[1]
         faiss.extract_index_ivf(self.index).nprobe = NPROBE
         cand = self.index.search(query, min(len(self), k * REFINE))[1]  # -1 where lists ran out
-        uniq, where = np.unique(cand.clip(0), return_inverse=True)
-        vecs = unit_rows(self.features[uniq])[where.reshape(cand.shape)]  # (Q, k*REFINE, C)
-        sims = np.einsum("qc,qkc->qk", query, vecs)
-        sims[cand < 0] = -np.inf
-        return np.take_along_axis(cand, np.argsort(-sims, axis=1, kind="stable")[:, :k], axis=1)
+        out = np.empty((len(query), k), np.int64)
+        for start in range(0, len(query), 64):  # (64, k*REFINE, C) floats at a time
+            rows = slice(start, start + 64)
+            uniq, where = np.unique(cand[rows].clip(0), return_inverse=True)
+            vecs = unit_rows(self.features[uniq])[where.reshape(cand[rows].shape)]
+            sims = np.einsum("qc,qkc->qk", query[rows], vecs)
+            sims[cand[rows] < 0] = -np.inf
+            best = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+            out[rows] = np.take_along_axis(cand[rows], best, axis=1)
+        return out
 
     def cell_ids(self, pool5: torch.Tensor, k: int) -> np.ndarray:
         """(1, C, m, m) map -> (m*m, k) ids of each cell's nearest database cells."""
