@@ -146,7 +146,8 @@ def invert(
     need_db = init == "patchdb" or prior == "patch" or whiten
     db = db or (patchdb.default_db(net) if need_db else None)
     gen = torch.Generator().manual_seed(int(seed))
-    knn, ids = db.knn_image(target.cpu(), size, settings.knn) if need_db else (None, None)
+    needs_knn = init == "patchdb" or prior == "patch"  # start image / candidates and stats
+    knn, ids = db.knn_image(target.cpu(), size, settings.knn) if needs_knn else (None, None)
     if init == "patchdb":
         start = knn
     else:

@@ -128,7 +128,6 @@ class PatchDB:
         query = unit_rows(feats)
         if isinstance(self.index, faiss.IndexFlat):
             return self.index.search(query, k)[1]
-        faiss.extract_index_ivf(self.index).nprobe = NPROBE
         cand = self.index.search(query, min(len(self), k * REFINE))[1]  # -1 where lists ran out
         out = np.empty((len(query), k), np.int64)
         for start in range(0, len(query), 64):  # (64, k*REFINE, C) floats at a time
@@ -342,6 +341,8 @@ def load(backbone: str, name: str) -> PatchDB:
                          f"stylefill patchdb build ... --name {name}") from None
     if db.index.ntotal != len(db.features):
         raise InputError(f"patch database '{name}' at {path} is incomplete; rebuild it")
+    if not isinstance(db.index, faiss.IndexFlat):
+        faiss.extract_index_ivf(db.index).nprobe = NPROBE
     return db
 
 
