@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
+import uvicorn
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+ENGINE_LINE = re.compile(r"stylefill engine on \S+ port (\d+);")
+
+
+def start_engine_process(env: dict[str, str], log: Path,
+                         timeout: float = 120) -> tuple[subprocess.Popen, int]:
+    """`python -m stylefill serve --port 0` as the plug-in starts it; it binds a free port
+    itself and prints it, so no other process can take the port in between (no race).
+    Returns the process and its port once it has printed the line."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "stylefill", "serve", "--port", "0"],
+                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = ENGINE_LINE.search(log.read_text(errors="replace"))
+        if found:
+            return proc, int(found.group(1))
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the engine did not start:\n{log.read_text(errors='replace')}")
 
 
 def isolated_models(folder: Path) -> Path:
@@ -23,3 +55,46 @@ def isolated_models(folder: Path) -> Path:
         if not (folder / shared).exists():
             (folder / shared).symlink_to(models_dir() / shared, target_is_directory=True)
     return folder
+
+
+@dataclass
+class Engine:
+    url: str
+    token: str
+    config: Path | None = None  # the subprocess engine's config dir (token file) and log
+    log: Path | None = None
+    models: Path | None = None  # its models dir (styles a test learns for it go here)
+
+    def client(self, token: str | None = "default") -> httpx.Client:
+        """A client with the engine's token (default), another token, or none (None)."""
+        token = self.token if token == "default" else token
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def wait_healthy(url: str, timeout: float, alive=lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the engine at {url} did not answer within {timeout} s")
+
+
+def serve_in_thread(app, token: str) -> Iterator[Engine]:
+    """An app served by uvicorn in a thread of this process, on a port bound here first."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    wait_healthy(url, 30, alive=thread.is_alive)
+    try:
+        yield Engine(url, token)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylefill import api, styles
+from stylefill import styles
 from stylefill.cli import main
-from stylefill.completion import InsertSettings
+from stylefill.completion import InsertSettings, fill_selection
 from stylefill.errors import Cancelled, InputError
+from stylefill.operations import InsertRequest, ModifyRequest, SuggestRequest, run
 
 # Objects a person would accept on a grass field, fixed before the held-out photo was classified.
 GRASSLAND = {"hay", "ox", "sorrel", "ram", "lawn mower", "soccer ball", "golf ball", "croquet ball",
@@ -36,9 +37,9 @@ def hay_styles(backbone, models_root):
 
 def test_suggest_lists_grassland_objects(backbone, grass_field):
     photo = Image.open(grass_field).convert("RGB")
-    found = api.suggest(photo, _rect_mask(photo, RECT), top=5, backbone=backbone)
-    assert len(found) == 5 and found[0].prob >= found[-1].prob
-    assert {p.cls for p in found} & GRASSLAND, [p.cls for p in found]
+    found = run(SuggestRequest(image=photo, selection=_rect_mask(photo, RECT))).metrics["suggestions"]
+    assert len(found) == 5 and found[0]["prob"] >= found[-1]["prob"]
+    assert {p["class"] for p in found} & GRASSLAND, [p["class"] for p in found]
 
 
 def test_insert_hay_in_two_styles(backbone, grass_field, hay_styles, models_root, monkeypatch):
@@ -49,12 +50,12 @@ def test_insert_hay_in_two_styles(backbone, grass_field, hay_styles, models_root
     fills = []
     for style in (0, 1):
         stages = []
-        res = api.insert(photo, mask, "hay", style, backbone=backbone,
-                         progress=lambda f, s, p, stages=stages: stages.append((f, s)))
+        res = run(InsertRequest(image=photo, selection=mask, cls="hay", style=style),
+                  progress=lambda f, s, p, stages=stages: stages.append((f, s)))
         m = res.metrics
         assert m["prob_before"] < 0.1 and m["prob_after"] >= 0.5, m
         assert m["outside_changed_pixels"] == 0
-        out = np.asarray(res.photo)
+        out = np.asarray(res.image)
         assert np.array_equal(out[~mask], original[~mask]) and not np.array_equal(out[mask], original[mask])
         assert np.array_equal(np.asarray(photo), original)  # the input is never changed in place
         assert res.offset == RECT[:2] and res.layer.size == RECT[2:] and res.layer.mode == "RGBA"
@@ -69,10 +70,11 @@ def test_insert_respects_any_selection_shape_and_size(backbone):
 
     photo = Image.fromarray(skimage.data.astronaut()).resize((1600, 1600))
     yy, xx = np.mgrid[:1600, :1600]
-    refine = InsertSettings(refine=True, refine_iters=2)
+    refine = InsertSettings(iters=3, refine=True, refine_iters=2)
     for cx, cy, r in ((40, 40, 16), (900, 800, 600)):   # 32 px in a corner, 1200 px ellipse
         mask = (xx - cx) ** 2 / r ** 2 + (yy - cy) ** 2 / (0.7 * r) ** 2 <= 1
-        res = api.insert(photo, mask, "ladybug", None, backbone=backbone, iters=3, settings=refine)
+        res = fill_selection(photo, mask, 301, backbone, m7=None, prior_images=None, modify=False,
+                             seed=0, settings=refine)
         assert res.metrics["outside_changed_pixels"] == 0
         assert res.metrics["refined"] == (r > 100) and res.metrics["work_size"] == (448 if r > 100 else 224)
         ys, xs = np.nonzero(mask)
@@ -89,11 +91,11 @@ def test_modify_restyles_an_inserted_object(backbone, grass_field, hay_styles, m
     monkeypatch.setenv("STYLEFILL_MODELS", str(models_root))
     photo = Image.open(grass_field).convert("RGB")
     mask = _rect_mask(photo, RECT)
-    inserted = api.insert(photo, mask, "hay", 0, backbone=backbone, iters=60).photo
-    res = api.modify(inserted, mask, 1, backbone=backbone, iters=60)
+    inserted = run(InsertRequest(image=photo, selection=mask, cls="hay", style=0, iters=60)).image
+    res = run(ModifyRequest(image=inserted, selection=mask, style=1, iters=60))
     m = res.metrics
     assert m["class"] == "hay" and m["outside_changed_pixels"] == 0 and m["prob_after"] >= 0.5, m
-    changed = np.abs(np.asarray(res.photo, float) - np.asarray(inserted, float))[mask].mean()
+    changed = np.abs(np.asarray(res.image, float) - np.asarray(inserted, float))[mask].mean()
     assert 1 < changed < 60, changed  # restyled, not replaced
 
 
@@ -102,13 +104,13 @@ def test_cancel_and_bad_selections(backbone, grass_field):
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        api.insert(photo, _rect_mask(photo, RECT), "hay", None, backbone=backbone, cancel=cancel)
+        run(InsertRequest(image=photo, selection=_rect_mask(photo, RECT), cls="hay"), cancel=cancel)
     with pytest.raises(InputError, match="selection is empty"):
-        api.insert(photo, np.zeros((photo.height, photo.width), bool), "hay", backbone=backbone)
+        InsertRequest(image=photo, selection=np.zeros((photo.height, photo.width), bool), cls="hay")
     with pytest.raises(InputError, match="photo's size"):
-        api.suggest(photo, np.ones((10, 10), bool), backbone=backbone)
+        SuggestRequest(image=photo, selection=np.ones((10, 10), bool))
     with pytest.raises(InputError, match="unknown class"):
-        api.insert(photo, _rect_mask(photo, RECT), "haystack", backbone=backbone)
+        InsertRequest(image=photo, selection=_rect_mask(photo, RECT), cls="haystack")
 
 
 def test_cli_suggest_and_insert(grass_field, tmp_path):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from stylefill import api, patchdb
+from stylefill import patchdb
 from stylefill.errors import Cancelled, InputError
 from stylefill.images import load_tensor
+from stylefill.optvis import recipes
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def db(backbone):
 def test_inversion_drives_feature_error_down(backbone, db, photo):
     with torch.no_grad():
         target = backbone(photo).pool5
-    res = api.invert(photo, backbone, prior="tv", init="patchdb", db=db, seed=1)
+    res = recipes.invert(backbone, photo, prior="tv", init="patchdb", db=db, seed=1)
     with torch.no_grad():
         start_error = float((backbone(res.init).pool5 - target).pow(2).sum() / target.pow(2).sum())
     print("feature error", start_error, "->", res.feature_error)
@@ -38,10 +39,10 @@ def test_table1_order_on_fresh_photos(backbone, db, fresh_scenes):
     scores: dict[str, list[float]] = {"rand": [], "knn": [], "patch": []}
     for path in fresh_scenes:
         x = load_tensor(path, backbone.input_size)
-        scores["rand"].append(api.invert(x, backbone, prior="tv", init="rand", db=db).relative_l2)
-        scores["knn"].append(api.invert(x, backbone, prior="tv", init="patchdb", db=db).relative_l2)
+        scores["rand"].append(recipes.invert(backbone, x, prior="tv", init="rand", db=db).relative_l2)
+        scores["knn"].append(recipes.invert(backbone, x, prior="tv", init="patchdb", db=db).relative_l2)
         scores["patch"].append(
-            api.invert(x, backbone, prior="patch", init="patchdb", db=db).relative_l2)
+            recipes.invert(backbone, x, prior="patch", init="patchdb", db=db).relative_l2)
     mean = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
     wins = sum(p < k for p, k in zip(scores["patch"], scores["knn"], strict=True))
     print("Table 1 on fresh photos (mean relative L2):", mean, "ours wins on", wins, "of 10")
@@ -50,28 +51,28 @@ def test_table1_order_on_fresh_photos(backbone, db, fresh_scenes):
 
 
 def test_whitened_global_prior_and_sgd_variants_run(backbone, db, photo):
-    short = replace(api.InversionSettings(), iters=12)
-    res = api.invert(photo, backbone, whiten=True, settings=short, db=db)
-    glob = api.invert(photo, backbone, settings=replace(short, patch_mode="global"), db=db)
-    sgd = api.invert(photo, backbone, settings=replace(short, optimizer="sgd", param="pixel"),
+    short = replace(recipes.InversionSettings(), iters=12)
+    res = recipes.invert(backbone, photo, whiten=True, settings=short, db=db)
+    glob = recipes.invert(backbone, photo, settings=replace(short, patch_mode="global"), db=db)
+    sgd = recipes.invert(backbone, photo, settings=replace(short, optimizer="sgd", param="pixel"),
                      db=db)
     for r in (res, glob, sgd):
         assert torch.isfinite(r.image).all() and 0 < r.relative_l2 < 1.5
 
 
 def test_same_seed_same_result_and_cancel(backbone, db, photo):
-    short = replace(api.InversionSettings(), iters=5)
-    a = api.invert(photo, backbone, init="rand", settings=short, db=db, seed=7)
-    b = api.invert(photo, backbone, init="rand", settings=short, db=db, seed=7)
+    short = replace(recipes.InversionSettings(), iters=5)
+    a = recipes.invert(backbone, photo, init="rand", settings=short, db=db, seed=7)
+    b = recipes.invert(backbone, photo, init="rand", settings=short, db=db, seed=7)
     assert torch.equal(a.image, b.image)
     stop = threading.Event()
     stop.set()
     with pytest.raises(Cancelled):
-        api.invert(photo, backbone, settings=short, db=db, cancel=stop)
+        recipes.invert(backbone, photo, settings=short, db=db, cancel=stop)
 
 
 def test_bad_choices_are_input_errors(backbone, photo):
     with pytest.raises(InputError, match="prior"):
-        api.invert(photo, backbone, prior="fancy")
+        recipes.invert(backbone, photo, prior="fancy")
     with pytest.raises(InputError, match="init"):
-        api.invert(photo, backbone, init="zeros")
+        recipes.invert(backbone, photo, init="zeros")

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from .errors import StylefillError
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765  # the engine's address; the plug-in's side is gimp_plugin/stylefill/client.py
+
 
 def config_dir() -> Path:
     """$STYLEFILL_CONFIG, else $XDG_CONFIG_HOME/stylefill, else ~/.config/stylefill."""

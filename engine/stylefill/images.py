@@ -71,6 +71,18 @@ def rect_mask(rect: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndar
     return mask
 
 
+def selection_mask(size: tuple[int, int], mask: bytes | None = None,
+                   rect: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The selection of an image of `size` (w, h), from an encoded mask or a rectangle (exactly
+    one of them): what both the CLI (--mask FILE / --rect) and the server (mask / rect) send."""
+    if mask is not None and rect is not None:
+        raise InputError("give a 'mask' or a 'rect', not both")
+    if mask is None and rect is None:
+        raise InputError("a selection is needed: a 'mask' (a PNG of the image's size, non-zero = "
+                         "selected) or a 'rect' x,y,w,h")
+    return decode_mask(mask, size) if mask is not None else rect_mask(rect, size)
+
+
 def _decode(source: Path | BinaryIO, label: str, max_pixels: int,
             max_side: int | None = None) -> Image.Image:
     """Check the declared size before decoding, then decode fully and EXIF-orient (mode kept)."""

@@ -15,7 +15,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,8 @@ from PIL import Image
 
 from .errors import Cancelled, StylefillError
 from .images import to_pil
-from .progress import Progress
+from .operations import Outcome
+from .progress import Cancel, Progress
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -34,17 +34,7 @@ PREVIEW_INTERVAL = 0.25   # s; a preview per solver step would cost more than th
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class JobResult:
-    """What a job made: an RGBA image placed at `offset` in the photo (or none), and metrics."""
-
-    metrics: dict
-    image: Image.Image | None = None
-    offset: tuple[int, int] = (0, 0)
-    png: bytes | None = field(default=None, init=False)
-
-
-Run = Callable[[Progress, threading.Event], JobResult]
+Run = Callable[[Progress, Cancel], Outcome]
 
 
 class QueueFull(StylefillError):
@@ -65,13 +55,14 @@ class Job:
         self.progress = 0
         self.stage = "waiting in the queue"
         self.message: str | None = None
-        self.result: JobResult | None = None
+        self.outcome: Outcome | None = None
         self.cancel_event = threading.Event()
         self._run = run
         self._lock = threading.Lock()
         self._preview: torch.Tensor | None = None
         self._preview_png: bytes | None = None
         self._preview_at = 0.0
+        self._png: bytes | None = None
 
     def report(self, fraction: float, stage: str, preview: torch.Tensor | None = None) -> None:
         """The `progress` callback handed to the API: fraction 0..1, stage text, 1x3xHxW image."""
@@ -85,6 +76,12 @@ class Job:
             self.stage = "cancelling" if self.cancel_event.is_set() else stage
             if small is not None:
                 self._preview, self._preview_png = small, None
+
+    def result_png(self) -> tuple[Image.Image | None, bytes | None]:
+        """What the result shows (an edit's layer, else its image) and that as an RGBA PNG."""
+        with self._lock:
+            shown = self.outcome.layer if self.outcome.layer is not None else self.outcome.image
+            return shown, self._png
 
     def preview_png(self) -> bytes | None:
         """The latest preview as PNG (encoded on first request), None before the first."""
@@ -146,7 +143,7 @@ class JobQueue:
         with self._cond:
             if job in self._waiting:
                 self._waiting.remove(job)
-                job._set(state=CANCELLED, stage="cancelled")
+                job._set(state=CANCELLED, stage="cancelled", message="cancelled in the queue")
                 self._retire(job)
                 return job
         if job.state == RUNNING:
@@ -167,7 +164,7 @@ class JobQueue:
         with self._cond:
             self._closed = True
             for job in self._waiting:
-                job._set(state=CANCELLED, stage="cancelled")
+                job._set(state=CANCELLED, stage="cancelled", message="the engine shut down")
             self._waiting.clear()
             for job in self._jobs.values():
                 job.cancel_event.set()
@@ -189,12 +186,14 @@ class JobQueue:
 
     def _execute(self, job: Job) -> None:
         try:
-            result = job._run(job.report, job.cancel_event)
-            if result.image is not None:
+            outcome = job._run(job.report, job.cancel_event)
+            shown = outcome.layer if outcome.layer is not None else outcome.image
+            png = None
+            if shown is not None:
                 job._set(stage="encoding the result")
-                result.png = _png(result.image.convert("RGBA"))
-        except Cancelled:
-            job._set(state=CANCELLED, stage="cancelled")
+                png = _png(shown.convert("RGBA"))
+        except Cancelled as exc:
+            job._set(state=CANCELLED, stage="cancelled", message=str(exc))
         except StylefillError as exc:
             job._set(state=FAILED, stage="failed", message=str(exc))
         except Exception as exc:  # a bug: keep serving, tell the client, log the traceback
@@ -202,7 +201,7 @@ class JobQueue:
             job._set(state=FAILED, stage="failed",
                      message=f"internal error ({type(exc).__name__}: {exc}); see the engine's log")
         else:
-            job._set(state=DONE, stage="done", progress=100, result=result)
+            job._set(state=DONE, stage="done", progress=100, outcome=outcome, _png=png)
 
     def _retire(self, job: Job) -> None:
         """Called with `_cond` held when a job has finished; forgets the oldest finished ones."""

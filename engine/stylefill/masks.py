@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import cv2
+import numpy as np
 import torch
 
 from .backbones.base import Backbone, Masks
@@ -54,6 +56,17 @@ def pathway(backbone: Backbone, size: int, cells: str | None = None,
     if cells is not None:
         masks.m5 = cell_mask(cells, backbone.map_size(size))
     return masks
+
+
+def cells_under(selection: np.ndarray, map_size: int, dilate: int) -> torch.Tensor:
+    """m5 for a selection at network resolution: the pool5 cells it covers (area share > 0),
+    dilated by `dilate` cells (the paper's radius 1)."""
+    cover = cv2.resize(selection.astype(np.float32), (map_size, map_size),
+                       interpolation=cv2.INTER_AREA)
+    cells = (cover > 0).astype(np.uint8)
+    if dilate:
+        cells = cv2.dilate(cells, np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8))
+    return torch.from_numpy(cells.astype(np.float32))
 
 
 # The m5-7 hierarchical binary code (paper Fig. 8): which units an image itself switches on.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from .images import load_image, to_tensor
 from .optvis.patch_prior import normalize_sources
 from .optvis.regularizers import Whitening
 from .paths import models_dir
+from .progress import Cancel, Progress, check, report
+from .sample_photos import packaged_photos
 
 IVFPQ_THRESHOLD = 200_000
 NPROBE = 64   # IVF lists searched per query
@@ -39,7 +41,6 @@ REFINE = 30   # IVF-PQ candidates per wanted neighbour, re-ranked by exact cosin
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_NAME = "default"
 DEFAULT_SCALES = (1.0, 1.5, 2.0)
-Progress = Callable[[int, int], None]
 
 
 def db_root(backbone: str) -> Path:
@@ -214,20 +215,9 @@ def _make_index(dim: int, count: int, sample: np.ndarray) -> faiss.Index:
     return index
 
 
-def build(
-    inputs: Sequence[str | Path | Image.Image],
-    backbone: Backbone,
-    name: str,
-    scales: Sequence[float] = DEFAULT_SCALES,
-    flips: bool = True,
-    patch_px: int | None = None,
-    batch: int = 16,
-    progress: Progress | None = None,
-    labels: Sequence[str] | None = None,
-) -> PatchDB:
-    """Build and save a database from photos (paths, folders or PIL images); returns it loaded."""
-    if not name or "/" in name or name.startswith("."):
-        raise InputError(f"'{name}' is not a valid database name")
+def _gather(inputs: Sequence[str | Path | Image.Image],
+            labels: Sequence[str] | None) -> tuple[list[Image.Image], list[str]]:
+    """The photos to build from (PIL images first, then files and folders) and their names."""
     images: list[Image.Image] = []
     names: list[str] = []
     for i, item in enumerate(inputs):
@@ -239,78 +229,114 @@ def build(
         for p in collect_images(paths):
             images.append(load_image(p))
             names.append(str(p))
-    size = backbone.input_size
-    m = backbone.map_size(size)
-    c = backbone.feature_channels
+    return images, names
+
+
+class _Arrays:
+    """The database's arrays, written row by row into memory-mapped .npy files in `folder`,
+    plus the statistics that are accumulated on the way (per crop, and over all pixels)."""
+
+    def __init__(self, folder: Path, count: int, crops: int, channels: int, patch_px: int):
+        self.folder = folder
+        self.feats = np.lib.format.open_memmap(folder / "features.npy", "w+", np.float16,
+                                               (count, channels))
+        self.patches = np.lib.format.open_memmap(folder / "patches.npy", "w+", np.uint8,
+                                                 (count, patch_px, patch_px, 3))
+        self.sources = np.lib.format.open_memmap(folder / "sources.npy", "w+", np.int32, (count,))
+        self.stats = np.zeros((crops, 4, 3), np.float32)
+        self.pixel_sum, self.pixel_outer, self.pixel_n = np.zeros(3), np.zeros((3, 3)), 0
+        self.row = self.crop_no = 0
+
+    def add(self, x: torch.Tensor, cells: torch.Tensor, patches: torch.Tensor) -> None:
+        """A batch of n crops (n, 3, S, S), their (n*m*m, C) cell features and centre patches."""
+        n = x.shape[0]
+        rows = slice(self.row, self.row + len(cells))
+        self.feats[rows] = cells.numpy().astype(np.float16)
+        self.patches[rows] = (patches.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        self.sources[rows] = np.repeat(np.arange(self.crop_no, self.crop_no + n), len(cells) // n)
+        centred = (x - x.mean((2, 3), keepdim=True)).flatten(2)
+        crops = slice(self.crop_no, self.crop_no + n)
+        self.stats[crops, 0] = x.mean((2, 3)).numpy()
+        self.stats[crops, 1:] = (torch.einsum("bil,bjl->bij", centred, centred)
+                                 / centred.shape[-1]).numpy()
+        flat = x.permute(0, 2, 3, 1).reshape(-1, 3).double().numpy()
+        self.pixel_sum += flat.sum(0)
+        self.pixel_outer += flat.T @ flat
+        self.pixel_n += len(flat)
+        self.row += len(cells)
+        self.crop_no += n
+
+    def finish(self) -> faiss.Index:
+        """Flush the arrays, save the statistics, build and save the index; returns it."""
+        for array in (self.feats, self.patches, self.sources):
+            array.flush()
+        np.save(self.folder / "stats.npy", self.stats)
+        mean = self.pixel_sum / self.pixel_n
+        np.savez(self.folder / "colour.npz", mean=mean,
+                 cov=self.pixel_outer / self.pixel_n - np.outer(mean, mean))
+        count, channels = self.feats.shape
+        rng = np.random.default_rng(0)
+        sample = self.feats[np.sort(rng.choice(count, min(count, 100_000), replace=False))]
+        index = _make_index(channels, count, sample)
+        for start in range(0, count, 50_000):
+            index.add(unit_rows(self.feats[start : start + 50_000]))
+        faiss.write_index(index, str(self.folder / "index.faiss"))
+        del self.feats, self.patches, self.sources  # close the memory maps before the rename
+        return index
+
+
+def build(
+    inputs: Sequence[str | Path | Image.Image],
+    backbone: Backbone,
+    name: str,
+    scales: Sequence[float] = DEFAULT_SCALES,
+    flips: bool = True,
+    patch_px: int | None = None,
+    batch: int = 16,
+    progress: Progress | None = None,
+    labels: Sequence[str] | None = None,
+    cancel: Cancel | None = None,
+) -> PatchDB:
+    """Build and save a database from photos (paths, folders or PIL images); returns it loaded.
+
+    It is written into a hidden sibling folder and renamed into place when complete, so a
+    cancelled or failed build leaves the previous database (if any) as it was.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise InputError(f"'{name}' is not a valid database name")
+    images, names = _gather(inputs, labels)
+    size, m, c = backbone.input_size, backbone.map_size(backbone.input_size), backbone.feature_channels
     patch = backbone.cell_patch
     patch_px = patch_px or patch
-    crops_per_image = [len(network_crops(img, size, scales, flips)) for img in images]
-    total_crops = sum(crops_per_image)
-    count = total_crops * m * m
-    root = db_root(backbone.name)
-    final = root / name
-    tmp = root / f".{name}.building"
+    total_crops = sum(len(network_crops(img, size, scales, flips)) for img in images)
+    final = db_root(backbone.name) / name
+    tmp = final.with_name(f".{name}.building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        feats = np.lib.format.open_memmap(tmp / "features.npy", "w+", np.float16, (count, c))
-        patches = np.lib.format.open_memmap(tmp / "patches.npy", "w+", np.uint8,
-                                            (count, patch_px, patch_px, 3))
-        sources = np.lib.format.open_memmap(tmp / "sources.npy", "w+", np.int32, (count,))
-        stats = np.zeros((total_crops, 4, 3), np.float32)
-        pixel_sum = np.zeros(3)
-        pixel_outer = np.zeros((3, 3))
-        pixel_n = 0
-        row = crop_no = 0
+        arrays = _Arrays(tmp, total_crops * m * m, total_crops, c, patch_px)
         for img in images:
             crops = network_crops(img, size, scales, flips)
             for start in range(0, len(crops), batch):
+                check(cancel, "while building the patch database")
                 x = torch.cat([to_tensor(cr) for cr in crops[start : start + batch]])
                 with torch.no_grad():
                     pool5 = backbone.features(backbone.normalize(x.to(backbone.device))).cpu()
-                n = x.shape[0]
-                cells = pool5.permute(0, 2, 3, 1).reshape(n * m * m, c)
                 pp = cell_patches(x, m, patch)
                 if patch_px != patch:
                     pp = F.interpolate(pp, size=(patch_px, patch_px), mode="area")
-                rows = slice(row, row + n * m * m)
-                feats[rows] = cells.numpy().astype(np.float16)
-                patches[rows] = (pp.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-                sources[rows] = np.repeat(np.arange(crop_no, crop_no + n), m * m)
-                flat = x.permute(0, 2, 3, 1).reshape(-1, 3).double().numpy()
-                centred = (x - x.mean((2, 3), keepdim=True)).flatten(2)
-                stats[crop_no : crop_no + n, 0] = x.mean((2, 3)).numpy()
-                stats[crop_no : crop_no + n, 1:] = (
-                    torch.einsum("bil,bjl->bij", centred, centred) / centred.shape[-1]
-                ).numpy()
-                pixel_sum += flat.sum(0)
-                pixel_outer += flat.T @ flat
-                pixel_n += len(flat)
-                row += n * m * m
-                crop_no += n
-                if progress:
-                    progress(crop_no, total_crops)
-        feats.flush()
-        patches.flush()
-        sources.flush()
-        np.save(tmp / "stats.npy", stats)
-        mean = pixel_sum / pixel_n
-        np.savez(tmp / "colour.npz", mean=mean, cov=pixel_outer / pixel_n - np.outer(mean, mean))
-        rng = np.random.default_rng(0)
-        sample = feats[np.sort(rng.choice(count, min(count, 100_000), replace=False))]
-        index = _make_index(c, count, sample)
-        for start in range(0, count, 50_000):
-            index.add(unit_rows(feats[start : start + 50_000]))
-        faiss.write_index(index, str(tmp / "index.faiss"))
+                arrays.add(x, pool5.permute(0, 2, 3, 1).reshape(-1, c), pp)
+                report(progress, arrays.crop_no / total_crops,
+                       f"patch pairs from crop {arrays.crop_no}/{total_crops}")
+        index = arrays.finish()
         meta = {
             "name": name, "backbone": backbone.name, "weights": backbone.weights_name,
-            "count": count, "channels": c, "map_size": m, "input_size": size,
+            "count": total_crops * m * m, "channels": c, "map_size": m, "input_size": size,
             "cell_patch": patch, "patch_px": patch_px, "scales": list(scales), "flips": flips,
-            "index": type(index).__name__, "metric": "cosine", "images": names, "crops": total_crops,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "index": type(index).__name__, "metric": "cosine", "images": names,
+            "crops": total_crops, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        del feats, patches, sources
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -363,8 +389,6 @@ def default_db(backbone: Backbone, progress: Progress | None = None) -> PatchDB:
     try:
         return load(backbone.name, DEFAULT_NAME)
     except InputError:
-        from .sample_photos import packaged_photos
-
         photos = packaged_photos()
         return build(list(photos.values()), backbone, DEFAULT_NAME, progress=progress,
                      labels=list(photos))

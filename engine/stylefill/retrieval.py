@@ -16,6 +16,7 @@ from scipy.optimize import nnls
 
 from .backbones import Backbone
 from .errors import InputError
+from .progress import Cancel
 from .styles import StyleSet, fc7_features, folder_images, read_images
 
 
@@ -39,19 +40,21 @@ def mixtures(ss: StyleSet, features: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.asarray(loads), np.asarray(inside)
 
 
-def _features(net: Backbone, paths: list[Path]) -> tuple[list[Path], np.ndarray]:
-    kept, images = read_images(paths, net.input_size)
+def _features(net: Backbone, paths: list[Path],
+              cancel: Cancel | None = None) -> tuple[list[Path], np.ndarray]:
+    kept, images = read_images(paths, net.input_size, cancel=cancel)
     return kept, fc7_features(net, images)
 
 
 def rank(ss: StyleSet, net: Backbone, folder: str | Path, *, style: int | None = None,
-         like: str | Path | None = None, top: int | None = None) -> list[Match]:
+         like: str | Path | None = None, top: int | None = None,
+         cancel: Cancel | None = None) -> list[Match]:
     """Images of `folder`, best first, by one style's loading or by similarity to `like`'s mix."""
     if (style is None) == (like is None):
         raise InputError("rank by --style K or by --like IMAGE (one of them)")
     if style is not None:
         ss.style(style)
-    paths, feats = _features(net, folder_images(folder))
+    paths, feats = _features(net, folder_images(folder), cancel)
     loads, inside = mixtures(ss, feats)
     if style is not None:
         scores = loads[:, style]

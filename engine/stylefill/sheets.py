@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
+from . import styles
 from .backbones import Backbone
+from .errors import InputError
 from .images import to_pil
 from .masks import pathway
+from .optvis.recipes import VisualizationSettings, visualize
+from .progress import Cancel, Progress, scaled
 
 BY = ("styles", "cells", "dropout")
 CELL_ORDER = ("top-left", "top", "top-right", "left", "centre", "right",
@@ -31,42 +35,28 @@ def grid(images: Sequence[Image.Image], labels: Sequence[str], cols: int, cell: 
     return sheet
 
 
-def sheet(cls: str | int, net: Backbone, by: str, *, count: int = 6, seed: int = 0,
-          iters: int | None = None, progress: Callable[[int, int, str], None] | None = None,
-          cancel=None) -> Image.Image:
+def sheet(index: int, net: Backbone, by: str, *, count: int = 6, seed: int = 0,
+          settings: VisualizationSettings = VisualizationSettings(),
+          progress: Progress | None = None, cancel: Cancel | None = None) -> Image.Image:
     """Visualise a class per learned style, per m5 position (3x3), or per dropout member."""
-    from dataclasses import replace
-
-    from . import styles
-    from .api import VisualizationSettings, visualize
-    from .classes import resolve_class
-    from .errors import InputError
-
     if by not in BY:
         raise InputError(f"--by must be one of {', '.join(BY)}")
-    index, name = resolve_class(cls, net.categories)
-    settings = VisualizationSettings()
-    if iters is not None:
-        settings = replace(settings, iters=iters)
+    name = net.categories[index]
     if by == "styles":
-        ss = styles.load_or_learn(index, net, seed=seed, cancel=cancel)
+        ss = styles.load_or_learn(index, net, seed=seed, progress=progress, cancel=cancel)
         images = [Image.open(ss.preview_path(s.id)) for s in ss.styles]
         labels = [f"style {s.id}  w={s.weight:.2f}  p={s.preview_prob:.2f}" for s in ss.styles]
         return grid(images, labels, cols=len(images), title=f"{name}: styles ({ss.source})")
-    jobs: list[tuple[str, dict]]
     if by == "cells":
-        jobs = [(pos, {"cells": pos}) for pos in CELL_ORDER]
+        views = [(pos, {"cells": pos}) for pos in CELL_ORDER]
     else:
-        jobs = [(f"dropout seed {s}", {"dropout_seed": s}) for s in range(seed, seed + count)]
+        views = [(f"dropout seed {s}", {"dropout_seed": s}) for s in range(seed, seed + count)]
     images, labels = [], []
-    for i, (label, kw) in enumerate(jobs):
-        if progress is not None:
-            progress(i, len(jobs), label)
-        res = visualize(index, net, seed=seed, settings=settings, cancel=cancel,
-                        masks=pathway(net, net.input_size, **kw))
+    for i, (label, kw) in enumerate(views):
+        res = visualize(net, index, seed=seed, settings=settings, cancel=cancel,
+                        masks=pathway(net, net.input_size, **kw),
+                        progress=scaled(progress, i / len(views), (i + 1) / len(views), f"{label}: "))
         images.append(to_pil(res.image))
         labels.append(f"{label}  p={res.prob:.2f}")
-    if progress is not None:
-        progress(len(jobs), len(jobs), "done")
     cols = 3 if by == "cells" else min(len(images), 6)
     return grid(images, labels, cols=cols, title=f"{name}: by {by}")

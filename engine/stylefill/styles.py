@@ -30,12 +30,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .backbones import DEFAULT_BACKBONE, Backbone, Masks, load_backbone
-from .classes import resolve_class
+from .classes import imagenet_classes, resolve_class
 from .errors import InputError
 from .images import fit_square, load_image, to_pil, to_tensor
+from .optvis.recipes import PATCH_WEIGHT, VisualizationSettings, visualize, visualize_members
 from .patchdb import IMAGE_SUFFIXES
 from .paths import models_dir
-from .progress import Progress, report, solver_steps
+from .progress import Cancel, Progress, check, report, scaled
 
 FORMAT = 1
 PREVIEW_SIZE = 224
@@ -55,7 +56,7 @@ class DataFreeSettings:
 class PreviewSettings:
     iters: int = 160
     lr: float = 0.05
-    patch: float = 0.05
+    patch: float = PATCH_WEIGHT
 
 
 @dataclass
@@ -121,8 +122,6 @@ def _slug(name: str) -> str:
 
 def class_dir(index: int, name: str, backbone: str, root: Path | None = None) -> Path:
     """models/styles/<backbone>/<class>/; names that ImageNet uses twice get their index."""
-    from .classes import imagenet_classes
-
     slug = _slug(name)
     if sum(_slug(c) == slug for c in imagenet_classes()) > 1:
         slug = f"{slug}-{index}"
@@ -137,8 +136,6 @@ def _relearn(cls: str) -> str:
 def load(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, root: Path | None = None) -> StyleSet:
     """Load stored styles; missing or damaged files raise InputError saying how to relearn."""
     name = backbone.name if isinstance(backbone, Backbone) else backbone
-    from .classes import imagenet_classes
-
     index, cname = resolve_class(cls, imagenet_classes())
     folder = class_dir(index, cname, name, root)
     meta_path = folder / "styles.json"
@@ -251,24 +248,14 @@ def topic_masks(directions: np.ndarray, share: float = 0.5) -> np.ndarray:
 
 
 def sample_data_free(net: Backbone, index: int, settings: DataFreeSettings, seed: int,
-                     progress: Progress | None = None, cancel=None) -> torch.Tensor:
+                     progress: Progress | None = None, cancel: Cancel | None = None) -> torch.Tensor:
     """N class visualisations in one batch, each through its own random m6-7 dropout pathway."""
-    from .optvis import objectives as obj
-    from .optvis import transforms as tf
-    from .optvis.param import make_param
-    from .optvis.solver import render
-
     n = settings.samples
     members = [net.dropout_masks(seed * 1000 + i) for i in range(n)]
     masks = Masks(**{key: torch.stack([getattr(m, key) for m in members])
                      for key in ("m6", "m7") if getattr(members[0], key) is not None})
-    gen = torch.Generator().manual_seed(int(seed))
-    start = (0.5 + 0.01 * torch.randn(n, 3, settings.size, settings.size, generator=gen)).clamp(0, 1)
-    res = render(net, obj.class_score(index), make_param("fourier", start.to(net.device)),
-                 iters=settings.iters, lr=settings.lr, transforms=tf.robust(settings.size / 224),
-                 masks=masks, seed=seed, cancel=cancel,
-                 callback=solver_steps(progress, 0.0, 0.5, "sampling pathways", 16))
-    return res.image.cpu()
+    return visualize_members(net, index, masks, n, settings.size, iters=settings.iters,
+                             lr=settings.lr, seed=seed, progress=progress, cancel=cancel)
 
 
 def folder_images(folder: str | Path) -> list[Path]:
@@ -282,11 +269,13 @@ def folder_images(folder: str | Path) -> list[Path]:
     return paths
 
 
-def read_images(paths: Sequence[Path], size: int, label: str = "") -> tuple[list[Path], torch.Tensor]:
+def read_images(paths: Sequence[Path], size: int, label: str = "",
+                cancel: Cancel | None = None) -> tuple[list[Path], torch.Tensor]:
     """The readable ones of `paths` at network size (unreadable files are skipped, not fatal:
     a folder of photos often holds a broken one)."""
     kept, tensors = [], []
     for p in paths:
+        check(cancel, "while reading photos")
         try:
             tensors.append(to_tensor(fit_square(load_image(p), size)))
             kept.append(p)
@@ -295,6 +284,64 @@ def read_images(paths: Sequence[Path], size: int, label: str = "") -> tuple[list
     if not kept:
         raise InputError(f"{label}none of the {len(paths)} images could be read")
     return kept, torch.cat(tensors)
+
+
+def _data_free_images(net: Backbone, index: int, settings: DataFreeSettings, seed: int,
+                      progress: Progress | None, cancel: Cancel | None) -> tuple[torch.Tensor, dict]:
+    """Samples of the class through random dropout pathways, and what to store of them."""
+    if settings.samples < 2:
+        raise InputError("--samples must be at least 2")
+    report(progress, 0.0, "sampling pathways")
+    images = sample_data_free(net, index, settings, seed, scaled(progress, 0.0, 0.5), cancel)
+    names = [f"sample_{i:02d}.png" for i in range(len(images))]
+    return images, {"names": names, "source": "data-free", "samples": settings.samples,
+                    "extra": {n: to_pil(img[None]) for n, img in zip(names, images, strict=True)}}
+
+
+def _folder_images(net: Backbone, index: int, name: str, folder: str | Path, keep_all: bool,
+                   min_rank: int, progress: Progress | None,
+                   cancel: Cancel | None) -> tuple[torch.Tensor, dict]:
+    """The folder's photos that the network ranks among its top `min_rank` for the class (all
+    with `keep_all`), and what to store of them (the dropped ones are listed)."""
+    report(progress, 0.0, "reading photos")
+    paths, images = read_images(folder_images(folder), net.input_size, f"{folder}: ", cancel)
+    paths = [p.resolve() for p in paths]
+    with torch.no_grad():
+        logits = torch.cat([net(images[i:i + 16].to(net.device)).logits.cpu()
+                            for i in range(0, len(images), 16)])
+    rank = (logits > logits[:, index:index + 1]).sum(1)
+    inside = ((rank < min_rank) | keep_all).tolist()
+    kept = [p for p, ok in zip(paths, inside, strict=True) if ok]
+    if len(kept) < 2:
+        raise InputError(f"{folder}: only {len(kept)} image(s) look like '{name}' (top-{min_rank}); "
+                         f"add photos of the class or pass --keep-all")
+    return images[torch.tensor(inside)], {
+        "names": [str(p) for p in kept], "source": f"folder:{Path(folder).resolve()}", "extra": {},
+        "dropped": [str(p) for p, ok in zip(paths, inside, strict=True) if not ok]}
+
+
+def _styles_of(net: Backbone, index: int, images: torch.Tensor, names: list[str], k: int,
+               features: np.ndarray, seed: int, settings: PreviewSettings,
+               progress: Progress | None, cancel: Cancel | None):
+    """NMF topics of the images' fc7 features, each with its m7 mask, its nearest images and
+    a preview (the class through that pathway, with a patch prior from those images)."""
+    loadings, directions = factorize(features, k, seed)
+    masks = topic_masks(directions)
+    mass = loadings.sum(0) / max(float(loadings.sum()), 1e-12)
+    vis = VisualizationSettings(iters=settings.iters, lr=settings.lr, patch=settings.patch)
+    previews, styles = [], []
+    for t in range(k):
+        order = list(np.argsort(-loadings[:, t]))
+        top = [i for i in order if loadings[i, t] > 0][:8] or order[:1]
+        res = visualize(net, index, seed=seed, settings=vis, prior_images=images[top],
+                        masks=Masks(m7=torch.from_numpy(masks[t].astype(np.float32))),
+                        progress=scaled(progress, t / k, (t + 1) / k, f"preview {t + 1}/{k}: "),
+                        cancel=cancel)
+        previews.append(to_pil(res.image))
+        styles.append(Style(id=t, weight=float(mass[t]), images=[names[i] for i in top],
+                            units=int(masks[t].sum()), preview=f"preview_{t}.png",
+                            preview_prob=res.prob))
+    return styles, directions, masks, loadings, previews
 
 
 def learn(
@@ -312,7 +359,7 @@ def learn(
     preview_settings: PreviewSettings = PreviewSettings(),
     root: Path | None = None,
     progress: Progress | None = None,
-    cancel=None,
+    cancel: Cancel | None = None,
 ) -> StyleSet:
     """Learn and store the styles of a class, from a folder of photos or data-free.
 
@@ -325,71 +372,28 @@ def learn(
     net = backbone if isinstance(backbone, Backbone) else load_backbone(backbone)
     index, name = resolve_class(cls, net.categories)
     t0 = time.perf_counter()
-    meta: dict = {"seed": seed}
     if data_free:
         settings = data_free_settings if samples is None else replace(data_free_settings, samples=samples)
-        if settings.samples < 2:
-            raise InputError("--samples must be at least 2")
-        report(progress, 0.0, "sampling pathways")
-        images = sample_data_free(net, index, settings, seed, progress, cancel)
-        names = [f"sample_{i:02d}.png" for i in range(len(images))]
-        extra = {n: to_pil(img[None]) for n, img in zip(names, images, strict=True)}
-        source = "data-free"
-        meta["samples"] = settings.samples
-        k = topics or 4
+        images, found = _data_free_images(net, index, settings, seed, progress, cancel)
     else:
-        report(progress, 0.0, "reading photos")
-        paths, images = read_images(folder_images(folder), net.input_size, f"{folder}: ")
-        paths = [p.resolve() for p in paths]
-        with torch.no_grad():
-            logits = torch.cat([net(images[i:i + 16].to(net.device)).logits.cpu()
-                                for i in range(0, len(images), 16)])
-        rank = (logits > logits[:, index:index + 1]).sum(1)
-        inside = (rank < min_rank) | keep_all
-        meta["dropped"] = [str(p) for p, ok in zip(paths, inside.tolist(), strict=True) if not ok]
-        paths = [p for p, ok in zip(paths, inside.tolist(), strict=True) if ok]
-        images = images[inside]
-        names = [str(p) for p in paths]
-        extra = {}
-        source = f"folder:{Path(folder).resolve()}"
-        k = topics or 4
-        if len(paths) < 2:
-            raise InputError(f"{folder}: only {len(paths)} image(s) look like '{name}' (top-{min_rank}); "
-                             f"add photos of the class or pass --keep-all")
+        images, found = _folder_images(net, index, name, folder, keep_all, min_rank, progress, cancel)
+    k = topics or 4
     if k < 1 or k > len(images):
         raise InputError(f"--topics must be between 1 and the number of images ({len(images)})")
     report(progress, 0.5, "factorising fc7 features (NMF)")
     features = fc7_features(net, images)
-    loadings, directions = factorize(features, k, seed)
-    masks = topic_masks(directions)
-    mass = loadings.sum(0) / max(float(loadings.sum()), 1e-12)
-    order_by_topic = [list(np.argsort(-loadings[:, t])) for t in range(k)]
-
-    from .api import VisualizationSettings, visualize
-
-    previews, styles = [], []
-    vis = VisualizationSettings(iters=preview_settings.iters, lr=preview_settings.lr,
-                                patch=preview_settings.patch)
-    for t in range(k):
-        top = [i for i in order_by_topic[t] if loadings[i, t] > 0][:8] or order_by_topic[t][:1]
-        lo, hi = 0.55 + 0.45 * t / k, 0.55 + 0.45 * (t + 1) / k
-        res = visualize(index, net, seed=seed, masks=Masks(m7=torch.from_numpy(masks[t].astype(np.float32))),
-                        settings=vis, prior_images=images[top], cancel=cancel,
-                        callback=solver_steps(progress, lo, hi, f"preview {t + 1}/{k}", 16))
-        previews.append(to_pil(res.image))
-        styles.append(Style(id=t, weight=float(mass[t]), images=[names[i] for i in top],
-                            units=int(masks[t].sum()), preview=f"preview_{t}.png",
-                            preview_prob=res.prob))
-    meta["seconds"] = time.perf_counter() - t0
-    ss = StyleSet(name, index, net.name, source, styles, directions, masks, features, loadings,
-                  names, class_dir(index, name, net.name, root), meta)
+    styles, directions, masks, loadings, previews = _styles_of(
+        net, index, images, found["names"], k, features, seed, preview_settings,
+        scaled(progress, 0.55, 1.0), cancel)
+    meta = {"seed": seed, **{key: found[key] for key in ("samples", "dropped") if key in found},
+            "seconds": time.perf_counter() - t0}
+    ss = StyleSet(name, index, net.name, found["source"], styles, directions, masks, features,
+                  loadings, found["names"], class_dir(index, name, net.name, root), meta)
     report(progress, 1.0, "saving")
-    return _save(ss, previews, extra)
+    return _save(ss, previews, found["extra"])
 
 
 def is_learned(cls: str | int, backbone: str = DEFAULT_BACKBONE, root: Path | None = None) -> bool:
-    from .classes import imagenet_classes
-
     index, cname = resolve_class(cls, imagenet_classes())
     return (class_dir(index, cname, backbone, root) / "styles.json").is_file()
 
@@ -398,8 +402,6 @@ def load_or_learn(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, *
                   root: Path | None = None, progress: Progress | None = None, cancel=None) -> StyleSet:
     """Stored styles, or data-free ones learned now and cached (the offline default)."""
     name = backbone.name if isinstance(backbone, Backbone) else backbone
-    from .classes import imagenet_classes
-
     index, _ = resolve_class(cls, imagenet_classes())
     if is_learned(index, name, root):
         return load(index, name, root)
@@ -409,3 +411,19 @@ def load_or_learn(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, *
 
 def images_tensor(paths: Sequence[Path], size: int) -> torch.Tensor:
     return torch.cat([to_tensor(fit_square(load_image(p), size)) for p in paths])
+
+
+def style_pathway(index: int, net: Backbone, style: int, size: int, progress: Progress | None = None,
+                  cancel: Cancel | None = None) -> tuple[torch.Tensor, torch.Tensor, Progress | None]:
+    """A learned style's m7 mask and its images (for the patch prior), and the progress left
+    for the caller. Data-free styles are learned first when missing, in the first half of
+    `progress` ("learning styles: ..."), so the caller's work fills the second half."""
+    rest = progress
+    if not is_learned(index, net.name):
+        report(progress, 0.0, "learning the class's styles (first use)")
+        learned = scaled(progress, 0.0, 0.5, "learning styles: ")
+        rest = scaled(progress, 0.5, 1.0)
+        ss = learn(index, net, data_free=True, progress=learned, cancel=cancel)
+    else:
+        ss = load(index, net.name)
+    return ss.m7(style), images_tensor(ss.image_paths(style, 8), size), rest

@@ -2,48 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from harness import free_port, isolated_models
+from harness import Engine, isolated_models, serve_in_thread, start_engine_process, wait_healthy
 
 from stylefill.server import create_app
-
-
-@dataclass
-class Engine:
-    url: str
-    token: str
-    config: Path | None = None  # the subprocess engine's config dir (token file) and log
-    log: Path | None = None
-    models: Path | None = None  # its models dir (styles a test learns for it go here)
-
-    def client(self, token: str | None = "default") -> httpx.Client:
-        """A client with the engine's token (default), another token, or none (None)."""
-        token = self.token if token == "default" else token
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
-
-
-def wait_healthy(url: str, timeout: float, alive=lambda: True) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the engine at {url} did not answer within {timeout} s")
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +22,8 @@ def engine(tmp_path_factory) -> Iterator[Engine]:
     config = tmp_path_factory.mktemp("config")
     log = tmp_path_factory.mktemp("engine") / "engine.log"
     models = isolated_models(tmp_path_factory.mktemp("models"))
-    port = free_port()
-    env = {**os.environ, "STYLEFILL_CONFIG": str(config), "STYLEFILL_MODELS": str(models)}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "stylefill", "serve", "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    env = {"STYLEFILL_CONFIG": str(config), "STYLEFILL_MODELS": str(models)}
+    proc, port = start_engine_process(env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, 120, alive=lambda: proc.poll() is None)
@@ -87,15 +50,5 @@ def client(engine: Engine) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def small_engine() -> Iterator[Engine]:
     """An engine app with a 64 KiB body limit, served by uvicorn in a thread of this process."""
-    port = free_port()
-    app = create_app("small-engine-token", max_body=64 * 1024)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, 30, alive=thread.is_alive)
-    try:
-        yield Engine(url, "small-engine-token")
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    yield from serve_in_thread(create_app("small-engine-token", max_body=64 * 1024),
+                               "small-engine-token")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import io
 import re
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_server import FINISHED, b64_png, decode_png, submit, wait
+from test_server import FINISHED, b64_png, cancel_and_count_steps, decode_png, submit, wait
 
-from stylefill import api
+from stylefill.operations import SuggestRequest, run
 
 # The selection on the grass field that tests/test_completion.py fills with hay.
 RECT = (170, 190, 128, 128)
@@ -108,9 +107,9 @@ def test_suggest_with_a_rect_and_with_a_mask(client, field, backbone):
     # What the Python API answers for the same selection, class for class.
     mask = np.zeros((field.height, field.width), bool)
     mask[RECT[1]:RECT[1] + RECT[3], RECT[0]:RECT[0] + RECT[2]] = True
-    direct = api.suggest(field, mask, top=5, backbone=backbone)
-    assert [(s["class"], s["index"]) for s in found] == [(p.cls, p.index) for p in direct]
-    assert probs == pytest.approx([p.prob for p in direct], abs=1e-4)
+    direct = run(SuggestRequest(image=field, selection=mask, top=5)).metrics["suggestions"]
+    assert [(s["class"], s["index"]) for s in found] == [(p["class"], p["index"]) for p in direct]
+    assert probs == pytest.approx([p["prob"] for p in direct], abs=1e-4)
 
     oval = ellipse(field.size, RECT)
     for mode in ("L", "RGBA"):
@@ -154,18 +153,12 @@ def test_insert_job_reports_progress_preview_and_places_the_layer(client, field)
     assert m["class"] == "hay" and m["style"] is None and m["iters"] == 20
 
 
-def test_running_insert_cancelled_stops_within_2s(client, field):
+def test_running_insert_cancelled_stops_at_the_next_step(client, field):
     job = submit(client, {"kind": "insert", "image": b64_png(field), "rect": list(RECT),
                           "params": {"class": "hay", "iters": 5000}})
     wait(client, job["id"], lambda s: s["stage"].startswith("optimising ") or
          s["state"] in FINISHED)
-    t0 = time.monotonic()
-    r = client.post(f"/v1/jobs/{job['id']}/cancel")
-    assert r.status_code == 200 and r.json()["state"] in ("running", "cancelled")
-    final, _ = wait(client, job["id"], lambda s: s["state"] in FINISHED, timeout=30)
-    stopped = time.monotonic() - t0
-    assert final["state"] == "cancelled", final
-    assert stopped < 2.0, f"took {stopped:.2f} s to stop"
+    assert 0 <= cancel_and_count_steps(client, job["id"]) <= 10
     r = client.get(f"/v1/jobs/{job['id']}/result")
     assert r.status_code == 409 and "cancelled" in r.json()["detail"]
 

@@ -63,12 +63,29 @@ def test_empty_token_file_is_an_error_not_an_open_door(tmp_path, monkeypatch):
 ])
 def test_serve_binds_loopback_unless_told_and_warns_otherwise(tmp_path, monkeypatch, capsys,
                                                               host, bind, warned):
-    """What `serve` hands to uvicorn (not run here: binding 0.0.0.0 in a test would expose it)."""
+    """Where `serve` listens (not bound here: binding 0.0.0.0 in a test would expose it)."""
     monkeypatch.setenv("STYLEFILL_CONFIG", str(tmp_path))
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+
+    class Bound:
+        def getsockname(self):
+            return (bind, 8765)
+
+    monkeypatch.setattr(server, "listen", lambda h, p: calls.append((h, p)) or Bound())
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: calls.append(sockets))
     server.serve(host=host, port=8765)
-    assert calls[0]["host"] == bind and calls[0]["port"] == 8765
+    assert calls[0] == (bind, 8765) and isinstance(calls[1][0], Bound)
     err = capsys.readouterr().err
+    assert f"stylefill engine on {bind} port 8765;" in err
     assert ("warning: listening on" in err) == warned
     assert f"token in {tmp_path / 'token'}" in err
+
+
+def test_serve_on_port_0_binds_first_and_prints_the_real_port():
+    sock = server.listen("127.0.0.1", 0)
+    try:
+        assert sock.getsockname()[1] > 0
+        with pytest.raises(StylefillError, match="cannot listen"):
+            server.listen("127.0.0.1", sock.getsockname()[1])  # taken: one clear line
+    finally:
+        sock.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylefill import api
 from stylefill.backbones import load_backbone
 from stylefill.backbones.base import Masks, apply_m5
 from stylefill.backbones.efficientnet_lite import EfficientNetLite0
 from stylefill.classes import imagenet_classes
+from stylefill.classification import predict
 from stylefill.errors import InputError
 from stylefill.images import load_tensor
 
@@ -17,18 +17,19 @@ from stylefill.images import load_tensor
 def test_classifies_imagenet_samples(backbone, foolbox_images):
     """The real weights are loaded and pre-processed correctly: most labels come out top-1
     (17/20 measured; a broken normalisation or weight mapping drops to ~0)."""
-    hits = [api.classify(path, backbone, top=1)[0].index == label for path, label in foolbox_images]
+    hits = [predict(backbone, load_tensor(path, 224), top=1)[0].index == label
+            for path, label in foolbox_images]
     assert sum(hits) >= 15, f"top-1 on {sum(hits)}/20 foolbox samples"
 
 
-def test_classify_accepts_tensors_and_sorts(backbone, foolbox_images):
+def test_predict_sorts(backbone, foolbox_images):
     path, label = foolbox_images[1]
-    top = api.classify(load_tensor(path, 224), backbone, top=5)
+    top = predict(backbone, load_tensor(path, 224), top=5)
     assert len(top) == 5 and top[0].index == label
     assert [p.prob for p in top] == sorted((p.prob for p in top), reverse=True)
     assert 0.0 < sum(p.prob for p in top) <= 1.0 + 1e-6
-    with pytest.raises(InputError, match="--top"):
-        api.classify(path, backbone, top=0)
+    with pytest.raises(InputError, match="top"):
+        predict(backbone, load_tensor(path, 224), top=0)
 
 
 def test_layers(backbone, photo):

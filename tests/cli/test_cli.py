@@ -41,7 +41,10 @@ def test_invert_and_visualize_write_png_and_metrics(foolbox_images, tmp_path):
     data = json.loads(js.read_text())
     assert {"relative_l2", "feature_error", "seconds"} <= set(data)
     assert 0 < data["relative_l2"] < 2 and 0 <= data["feature_error"] < 2
-    assert Image.open(png).size == (224, 224)
+    assert Image.open(png).size == Image.open(path).size  # the whole photo, stretched back
+    assert data["fit"] == "stretch" and data["size"] == 224 and data["iters"] == 15
+    assert main(["invert", str(path), "-o", str(png), "--iters", "2", "--fit", "crop", "-q"]) == 0
+    assert Image.open(png).size == (224, 224)  # the network's centre square
 
     png, js = tmp_path / "vis.png", tmp_path / "vis.json"
     assert main(["visualize", "LadyBug", "-o", str(png), "--iters", "10", "--size", "160",

@@ -2,51 +2,76 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from ..classes import imagenet_classes
 from ..errors import InputError
 from .base import Backbone, Masks, Outputs
+from .efficientnet_lite import EfficientNetLite0, packaged_weights
+from .torchvision_nets import TORCHVISION_BACKBONES, build_torchvision_backbone
+from .weights import weights_dir, weights_spec
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
+BACKBONES: dict[str, type[Backbone]] = {DEFAULT_BACKBONE: EfficientNetLite0, **TORCHVISION_BACKBONES}
+
+# Weights files this process uses instead of a backbone's default (the CLI's --weights).
+_chosen_weights: dict[str, str] = {}
 
 
-def _efficientnet(weights: str | None) -> Backbone:
-    from .efficientnet_lite import EfficientNetLite0
-
-    return EfficientNetLite0(imagenet_classes(), weights)
-
-
-def _torchvision(name: str) -> Callable[[str | None], Backbone]:
-    def make(weights: str | None) -> Backbone:
-        from .torchvision_nets import build_torchvision_backbone
-
-        return build_torchvision_backbone(name, weights)
-
-    return make
+def check_name(name: str) -> str:
+    if name not in BACKBONES:
+        raise InputError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")
+    return name
 
 
-BACKBONES: dict[str, Callable[[str | None], Backbone]] = {
-    "efficientnet-lite0": _efficientnet,
-    "alexnet": _torchvision("alexnet"),
-    "vgg16": _torchvision("vgg16"),
-}
+@contextmanager
+def use_weights(name: str, weights: str | Path | None) -> Iterator[None]:
+    """Inside the block, `load_backbone(name)` loads this local state dict (None: the default)."""
+    check_name(name)
+    before = _chosen_weights.get(name)
+    _chosen_weights.pop(name, None)
+    if weights:
+        _chosen_weights[name] = str(weights)
+    try:
+        yield
+    finally:
+        _chosen_weights.pop(name, None)
+        if before is not None:
+            _chosen_weights[name] = before
 
 
 def load_backbone(
     name: str = DEFAULT_BACKBONE, weights: str | Path | None = None, device: str = "cpu"
 ) -> Backbone:
     """The named backbone with its default weights (or a local state dict), frozen, in eval mode."""
-    if name not in BACKBONES:
-        raise InputError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")
-    return _cached(name, str(weights) if weights else None, device)
+    check_name(name)
+    chosen = str(weights) if weights else _chosen_weights.get(name)
+    return _cached(name, chosen, device)
 
 
 @lru_cache(maxsize=4)
 def _cached(name: str, weights: str | None, device: str) -> Backbone:
-    return BACKBONES[name](weights).to(device)
+    if name == DEFAULT_BACKBONE:
+        return EfficientNetLite0(imagenet_classes(), weights).to(device)
+    return build_torchvision_backbone(name, weights).to(device)
 
 
-__all__ = ["Backbone", "Masks", "Outputs", "BACKBONES", "DEFAULT_BACKBONE", "load_backbone"]
+def input_size(name: str) -> int:
+    """The backbone's input side in px, without loading it."""
+    return BACKBONES[check_name(name)].input_size
+
+
+def info(name: str) -> dict:
+    """Name, input size and whether its default weights are on disk, without loading it."""
+    if check_name(name) == DEFAULT_BACKBONE:
+        available = packaged_weights().is_file()
+    else:
+        available = (weights_dir() / weights_spec(name).filename).is_file()
+    return {"name": name, "input_size": input_size(name), "weights_available": available}
+
+
+__all__ = ["Backbone", "Masks", "Outputs", "BACKBONES", "DEFAULT_BACKBONE", "check_name",
+           "info", "input_size", "load_backbone", "use_weights"]

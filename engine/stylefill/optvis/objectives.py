@@ -1,13 +1,16 @@
 """Objectives are losses (lower is better) that add, subtract and scale: `a + 0.5 * b`.
 
 Each is a function of a `Context`: the image being optimised, the backbone's outputs for its
-transformed view, and the image the regularisers see (whitened when asked).
+transformed view, and the image the regularisers see (whitened when asked). An objective
+carries the discrete priors its terms need (the patch prior's matching step), and sums keep
+them, so the render loop learns them from the objective alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -23,29 +26,45 @@ class Context:
     step: int = 0
 
 
+class Prior(Protocol):
+    """A prior with a discrete step the render loop runs every `every` steps (the patch
+    prior's matching); `target` is None until its first step."""
+
+    every: int
+    target: torch.Tensor | None
+
+    def update(self, image: torch.Tensor) -> None: ...
+
+
 class Objective:
-    def __init__(self, fn: Callable[[Context], torch.Tensor], name: str):
+    def __init__(self, fn: Callable[[Context], torch.Tensor], name: str,
+                 priors: Sequence[Prior] = ()):
         self.fn = fn
         self.name = name
+        self.priors = tuple(priors)
 
     def __call__(self, ctx: Context) -> torch.Tensor:
         return self.fn(ctx)
 
+    def _with(self, other: Objective) -> tuple[Prior, ...]:
+        return self.priors + tuple(p for p in other.priors if p not in self.priors)
+
     def __add__(self, other: Objective | float) -> Objective:
         if isinstance(other, (int, float)):
-            return Objective(lambda c: self(c) + other, f"{self.name} + {other}")
-        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}")
+            return Objective(lambda c: self(c) + other, f"{self.name} + {other}", self.priors)
+        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}",
+                         self._with(other))
 
     __radd__ = __add__  # so sum([a, b]) works
 
     def __neg__(self) -> Objective:
-        return Objective(lambda c: -self(c), f"-{self.name}")
+        return Objective(lambda c: -self(c), f"-{self.name}", self.priors)
 
     def __sub__(self, other: Objective | float) -> Objective:
         return self + (-other)
 
     def __mul__(self, k: float) -> Objective:
-        return Objective(lambda c: k * self(c), f"{k:g}*{self.name}")
+        return Objective(lambda c: k * self(c), f"{k:g}*{self.name}", self.priors)
 
     __rmul__ = __mul__
 

@@ -80,6 +80,12 @@ def make_param(kind: str, init: torch.Tensor) -> ImageParam:
     return PARAMETERISATIONS[kind](init)
 
 
+def start_noise(shape: tuple[int, ...], seed: int, std: float) -> torch.Tensor:
+    """A start image: mid-grey plus Gaussian noise of `std`, drawn from its own seeded generator."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return (0.5 + std * torch.randn(shape, generator=gen)).clamp(0, 1)
+
+
 class MaskedParam(ImageParam):
     """Only the pixels under `mask` come from `inner`; the rest is the fixed `background`.
 

@@ -96,7 +96,8 @@ class VotedPrior(ABC):
         return diff.pow(2).sum() / self.cover.sum().clamp_min(1)
 
     def objective(self) -> Objective:
-        return Objective(lambda c: self.distance(c.reg_image), f"patch{self.size}")
+        """The prior's term; it carries the prior, so the render loop runs its matching step."""
+        return Objective(lambda c: self.distance(c.reg_image), f"patch{self.size}", (self,))
 
 
 class PatchPrior(VotedPrior):

@@ -1,26 +1,22 @@
-"""The render loop: continuous steps on the image, alternating with the patch prior's discrete
-matching step. Pure: no printing, no saving; progress and previews go through `callback`,
-and `cancel` stops it between steps."""
+"""The render loop: continuous steps on the image, alternating with the discrete matching step
+of the priors the objective carries. Pure: no printing, no saving; progress and previews go
+through `progress`, and `cancel` stops it between steps."""
 
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from ..backbones.base import Backbone, Masks
-from ..errors import Cancelled
+from ..progress import Cancel, Progress, check, report
 from .objectives import Context, Objective
 from .param import ImageParam
-from .patch_prior import VotedPrior
 from .regularizers import Whitening
 from .transforms import Transform, compose
-
-StepCallback = Callable[[int, int, float, torch.Tensor], None]
 
 
 @dataclass
@@ -49,12 +45,6 @@ def _optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.
     raise ValueError(f"unknown optimizer '{name}'; choose adam or sgd")
 
 
-def _is_cancelled(cancel: threading.Event | Callable[[], bool] | None) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
-
-
 def render(
     backbone: Backbone,
     objective: Objective,
@@ -64,20 +54,18 @@ def render(
     lr: float = 0.05,
     transforms: Sequence[Transform] = (),
     masks: Masks | None = None,
-    priors: Sequence[VotedPrior] = (),
     whiten: Whitening | None = None,
-    step_mask: torch.Tensor | None = None,
     optimizer: str = "adam",
     seed: int = 0,
-    callback: StepCallback | None = None,
-    cancel: threading.Event | Callable[[], bool] | None = None,
+    progress: Progress | None = None,
+    stage: str = "optimising",
+    cancel: Cancel | None = None,
 ) -> RenderResult:
-    """Minimise `objective` over the image made by `param` with Adam.
+    """Minimise `objective` over the image made by `param`.
 
-    The learning rate decays with a cosine over the last half of the run. `step_mask`
-    (1, 1, H, W) multiplies the image gradient so only selected pixels change (pixel param).
-    Priors listed here get their discrete matching step; their objective terms must be part
-    of `objective` (so weights stay visible where the objective is built).
+    The learning rate decays with a cosine over the last half of the run. The priors the
+    objective carries get their discrete matching step every `prior.every` steps. Each step
+    reports "<stage> step/iters" with the current image (the first of a batch) as preview.
     """
     gen = torch.Generator().manual_seed(int(seed))
     view = compose(transforms)
@@ -85,20 +73,17 @@ def render(
     params = param.parameters()
     opt = _optimizer(optimizer, params, lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, iters))
-    for p in params:
-        if step_mask is not None:
-            p.register_hook(lambda g: g * step_mask)
-        if optimizer == "sgd":
+    if optimizer == "sgd":
+        for p in params:
             p.register_hook(lambda g: g / g.abs().mean().clamp_min(1e-12))
     losses: list[float] = []
     t0 = time.perf_counter()
     for step in range(iters):
-        if _is_cancelled(cancel):
-            raise Cancelled(f"cancelled at step {step} of {iters}")
+        check(cancel, f"at step {step} of {iters}")
         opt.zero_grad(set_to_none=True)
         image = param.image()
         reg_image = whiten(image) if whiten is not None else image
-        for prior in priors:
+        for prior in objective.priors:
             if step % prior.every == 0 or prior.target is None:
                 prior.update(reg_image)
         outputs = backbone(view(image, gen), masks)
@@ -108,8 +93,7 @@ def render(
         sched.step()
         param.project()
         losses.append(float(loss.detach()))
-        if callback is not None:
-            callback(step + 1, iters, losses[-1], image.detach())
+        report(progress, (step + 1) / iters, f"{stage} {step + 1}/{iters}", image.detach()[:1])
     with torch.no_grad():
         final = param.image().detach().clamp(0, 1)
     return RenderResult(image=final, losses=losses, seconds=time.perf_counter() - t0)

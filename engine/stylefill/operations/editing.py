@@ -1,0 +1,96 @@
+"""Object completion (paper Sec. 5.2): insert an object of a class into a selection in a learned
+style, or restyle the object already there."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ..classification import selection_class
+from ..completion import BLENDS, EditResult, InsertSettings, fill_selection
+from ..progress import Cancel, Progress
+from ..styles import style_pathway
+from .base import (
+    BackboneName,
+    ClassRef,
+    Cli,
+    Operation,
+    Outcome,
+    Photo,
+    Request,
+    Seed,
+    Selection,
+    backbone_field,
+    iters_field,
+    network,
+)
+
+SETTINGS = InsertSettings()
+
+
+class _Edit(Request):
+    image: Photo
+    selection: Selection
+    blend: Literal[BLENDS] = Field(SETTINGS.blend,  # type: ignore[valid-type]
+                                   description="how the fill meets the photo")
+    refine: bool = Field(False, description="large selections: a second pass at twice the "
+                         "network's resolution (slower, more detail)")
+    iters: int = iters_field(SETTINGS.iters)
+    seed: Seed = 0
+    backbone: BackboneName = backbone_field()
+
+
+class InsertRequest(_Edit):
+    """Fill the selection with an object of the class, in a learned style (or any)."""
+
+    cls: Annotated[ClassRef, Cli(metavar="CLASS")] = Field(alias="class")
+    style: int | None = Field(None, ge=0, description="a learned style (data-free styles are "
+                              "learned on first use); none: any style of the class")
+
+
+class ModifyRequest(_Edit):
+    """Restyle the object inside the selection."""
+
+    style: int = Field(ge=0, description="the learned style to restyle into (data-free styles "
+                       "are learned on first use)")
+    cls: Annotated[ClassRef | None, Cli(metavar="CLASS")] = Field(
+        None, alias="class", description="class of the object (default: the top-1 inside the "
+        "selection)")
+
+
+def _outcome(res: EditResult, style: int | None, backbone: str) -> Outcome:
+    m = {**res.metrics, "style": style, "backbone": backbone, "offset": list(res.offset)}
+    return Outcome(m, res.photo, res.layer, res.offset, summary=(
+        f"{m['class']} p {m['prob_before']:.3f} -> {m['prob_after']:.3f}, "
+        f"{m['outside_changed_pixels']} pixels changed outside the selection, {m['seconds']:.1f} s"))
+
+
+def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress: Progress | None,
+          cancel: Cancel | None) -> Outcome:
+    m7 = prior = None
+    if style is not None:
+        m7, prior, progress = style_pathway(index, net, style, net.input_size, progress, cancel)
+    settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine)
+    res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
+                         modify=modify, seed=req.seed, settings=settings, progress=progress,
+                         cancel=cancel)
+    return _outcome(res, style, net.name)
+
+
+def insert(req: InsertRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
+    net = network(req.backbone, progress)
+    return _fill(req, req.index, req.style, False, net, progress, cancel)
+
+
+def modify(req: ModifyRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
+    net = network(req.backbone, progress)
+    index = selection_class(req.image, req.selection, net) if req.cls is None else req.index
+    return _fill(req, index, req.style, True, net, progress, cancel)
+
+
+INSERT = Operation("insert", InsertRequest, insert,
+                   "fill a selection with an object of a class, in a style", makes="edit")
+MODIFY = Operation("modify", ModifyRequest, modify, "restyle the object inside a selection",
+                   makes="edit")

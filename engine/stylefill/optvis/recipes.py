@@ -1,0 +1,287 @@
+"""The paper's recipes: each is an objective (with the priors it carries), a parameterisation,
+the view transforms and one regularisation bundle, run by the one render loop.
+
+- Eq. 1, feature inversion of a photo's pool5 map (`invert`);
+- Eq. 2, class visualisation, optionally through neural pathways (`visualize`, and
+  `visualize_members` for a batch of dropout members);
+- masked visualisation inside a selection of a photo (`visualize_masked`, object completion);
+- inversion of an image's own binary ReLU code (`invert_code`, paper Fig. 8).
+
+Everything here takes tensors at network resolution and a loaded backbone; reading photos,
+choosing defaults and styles is the operations' job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import patchdb
+from ..backbones import Backbone, Masks
+from ..classification import class_prob, predict
+from ..errors import InputError
+from ..masks import image_code
+from ..progress import Cancel, Progress, report, scaled
+from . import objectives as obj
+from . import transforms as tf
+from .param import FourierParam, MaskedParam, make_param, start_noise
+from .patch_prior import LocalPatchPrior, PatchPrior, VotedPrior
+from .regularizers import Whitening
+from .solver import render
+
+PRIORS = ("none", "tv", "patch")
+INITS = ("rand", "patchdb")
+
+
+@dataclass(frozen=True)
+class Regularisation:
+    """R(I) = Ra * ||I||_a^a + Rb * TV(I) + Rg * natural-patch prior; a zero weight drops its term."""
+
+    alpha: float = 0.0
+    alpha_power: float = 6.0
+    tv: float = 0.0
+    patch: float = 0.0
+
+    def __call__(self, data: obj.Objective, patch_prior: VotedPrior | None = None) -> obj.Objective:
+        """`data` + R(I); the patch term (and so its matching step) only with a prior."""
+        loss = data
+        if self.alpha:
+            loss = loss + self.alpha * obj.alpha_norm(self.alpha_power)
+        if self.tv:
+            loss = loss + self.tv * obj.total_variation()
+        if self.patch and patch_prior is not None:
+            loss = loss + self.patch * patch_prior.objective()
+        return loss
+
+
+@dataclass(frozen=True)
+class InversionSettings:
+    """Defaults for Eq. 1, chosen by measurement (see docs/tuning.md)."""
+
+    iters: int = 200
+    lr: float = 0.01
+    tv: float = 100.0
+    alpha: float = 1e-4
+    alpha_power: float = 6.0
+    patch: float = 5.0
+    patch_size: int = 8
+    patch_stride: int = 4
+    patch_every: int = 10
+    patch_mode: str = "local"
+    patch_trust: float | None = None
+    patch_temperature: float | None = 0.1
+    stats: float = 5000.0
+    knn: int = 10
+    param: str = "fourier"
+    optimizer: str = "adam"
+
+    def regularisation(self, prior: str) -> Regularisation:
+        if prior == "none":
+            return Regularisation()
+        return Regularisation(self.alpha, self.alpha_power, self.tv,
+                              self.patch if prior == "patch" else 0.0)
+
+
+@dataclass(frozen=True)
+class VisualizationSettings:
+    """Defaults for Eq. 2, chosen by measurement (see docs/tuning.md)."""
+
+    iters: int = 256
+    lr: float = 0.05
+    tv: float = 0.0
+    alpha: float = 0.0
+    alpha_power: float = 6.0
+    patch: float = 0.0
+    param: str = "fourier"
+    robust: bool = True
+
+    def regularisation(self) -> Regularisation:
+        return Regularisation(self.alpha, self.alpha_power, self.tv, self.patch)
+
+
+PATCH_WEIGHT = 0.05  # the patch prior's weight in a visualisation when it is switched on
+
+
+@dataclass
+class InversionResult:
+    image: torch.Tensor
+    init: torch.Tensor
+    relative_l2: float
+    feature_error: float
+    seconds: float
+
+
+@dataclass
+class VisualizationResult:
+    image: torch.Tensor
+    index: int
+    cls: str
+    prob: float
+    top1: str
+    seconds: float
+
+
+@dataclass
+class CodeInversionResult:
+    image: torch.Tensor
+    levels: str
+    bits: int          # number of units in the code (open + closed)
+    open_bits: int
+    cls: str           # what the code's own network predicts for the photo
+    relative_l2: float
+    seconds: float
+
+
+def feature_error(net: Backbone, image: torch.Tensor, target: torch.Tensor) -> float:
+    """||pool5(image) - target||^2 / ||target||^2, the quantity Eq. 1 minimises."""
+    with torch.no_grad():
+        return float((net(image).pool5 - target).pow(2).sum() / target.pow(2).sum())
+
+
+def invert(net: Backbone, photo: torch.Tensor, *, prior: str = "patch", init: str = "patchdb",
+           whiten: bool = False, settings: InversionSettings = InversionSettings(), seed: int = 0,
+           db: patchdb.PatchDB | None = None, progress: Progress | None = None,
+           cancel: Cancel | None = None) -> InversionResult:
+    """Rebuild a (1, 3, S, S) photo from its pool5 features (Eq. 1) under R(I); with the patch
+    prior the image's colour statistics are also held at those of the k-NN image."""
+    if prior not in PRIORS:
+        raise InputError(f"unknown prior '{prior}'; choose {', '.join(PRIORS)}")
+    if init not in INITS:
+        raise InputError(f"unknown init '{init}'; choose {', '.join(INITS)}")
+    size = photo.shape[-1]
+    photo = photo.to(net.device)
+    with torch.no_grad():
+        target = net(photo).pool5
+    needs_knn = init == "patchdb" or prior == "patch"  # start image / candidates and statistics
+    if db is None and (needs_knn or whiten):
+        db = patchdb.default_db(net, scaled(progress, 0.0, 0.0, "building the patch database: "))
+    knn = ids = None
+    if needs_knn:
+        report(progress, 0.0, "finding the nearest database patches")
+        knn, ids = db.knn_image(target.cpu(), size, settings.knn)
+    start = knn if init == "patchdb" else start_noise((1, 3, size, size), seed, 0.1)
+    whitening = patchdb.colour_whitening(db) if whiten else None
+    patch = _inversion_prior(db, target.cpu(), ids, size, settings, whitening, seed) \
+        if prior == "patch" else None
+    loss = settings.regularisation(prior)(obj.feature_inversion(target, "pool5"), patch)
+    if patch is not None:
+        loss = loss + settings.stats * obj.colour_statistics(knn.mean(dim=(-2, -1)),
+                                                             knn.std(dim=(-2, -1)))
+    result = render(net, loss, make_param(settings.param, start.to(net.device)),
+                    iters=settings.iters, lr=settings.lr, whiten=whitening,
+                    optimizer=settings.optimizer, seed=seed, progress=progress, cancel=cancel)
+    rel = float((result.image - photo).norm() / photo.norm())
+    return InversionResult(result.image, start, rel, feature_error(net, result.image, target),
+                           result.seconds)
+
+
+def _inversion_prior(db: patchdb.PatchDB, target: torch.Tensor, ids: np.ndarray, size: int,
+                     settings: InversionSettings, whitening: Whitening | None,
+                     seed: int) -> VotedPrior:
+    if settings.patch_mode == "local":
+        layers = db.neighbour_layers(ids, target.shape[-1], size, whitening, normalized=True)
+        return LocalPatchPrior(layers, settings.patch_size, settings.patch_stride,
+                               settings.patch_every, settings.patch_trust,
+                               settings.patch_temperature)
+    if settings.patch_mode == "global":
+        return PatchPrior.from_patches(*db.patches_with_stats(ids), size=settings.patch_size,
+                                       stride=settings.patch_stride, every=settings.patch_every,
+                                       whiten=whitening, seed=seed, trust=settings.patch_trust)
+    raise InputError(f"unknown patch mode '{settings.patch_mode}'; choose local or global")
+
+
+def _visual_prior(net: Backbone, settings: VisualizationSettings, prior_images: torch.Tensor | None,
+                  db: patchdb.PatchDB | None, seed: int) -> PatchPrior | None:
+    """The global patch prior of a visualisation: patches of `prior_images` (a style's own
+    images) when given, else 20,000 random patches of the database."""
+    if not settings.patch:
+        return None
+    if prior_images is not None:
+        return PatchPrior.from_images(prior_images, seed=seed)
+    db = db or patchdb.default_db(net)
+    ids = torch.randperm(len(db), generator=torch.Generator().manual_seed(int(seed)))[:20_000]
+    return PatchPrior.from_patches(*db.patches_with_stats(ids.numpy()), seed=seed)
+
+
+def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int = 0,
+              masks: Masks | None = None, settings: VisualizationSettings = VisualizationSettings(),
+              prior_images: torch.Tensor | None = None, db: patchdb.PatchDB | None = None,
+              progress: Progress | None = None, cancel: Cancel | None = None) -> VisualizationResult:
+    """Maximise a class score (Eq. 2) under R(I), through `masks` when given; the result is
+    judged by the clean network."""
+    t0 = time.perf_counter()
+    size = size or net.input_size
+    start = start_noise((1, 3, size, size), seed, 0.01)
+    loss = settings.regularisation()(obj.class_score(index),
+                                     _visual_prior(net, settings, prior_images, db, seed))
+    transforms = tf.robust(size / 224) if settings.robust else ()
+    result = render(net, loss, make_param(settings.param, start.to(net.device)),
+                    iters=settings.iters, lr=settings.lr, transforms=transforms, masks=masks,
+                    seed=seed, progress=progress, cancel=cancel)
+    top = predict(net, result.image, 1)[0]
+    return VisualizationResult(result.image, index, net.categories[index],
+                               class_prob(net, result.image, index), top.cls,
+                               time.perf_counter() - t0)
+
+
+def visualize_members(net: Backbone, index: int, masks: Masks, count: int, size: int, *,
+                      iters: int, lr: float, seed: int, progress: Progress | None = None,
+                      cancel: Cancel | None = None) -> torch.Tensor:
+    """`count` class visualisations in one batch, image i through the i-th row of the batched
+    `masks` (one member of the dropout ensemble each); (count, 3, size, size) on the CPU."""
+    start = start_noise((count, 3, size, size), seed, 0.01)
+    res = render(net, obj.class_score(index), make_param("fourier", start.to(net.device)),
+                 iters=iters, lr=lr, transforms=tf.robust(size / 224), masks=masks, seed=seed,
+                 progress=progress, stage="sampling pathways", cancel=cancel)
+    return res.image.cpu()
+
+
+def visualize_masked(net: Backbone, index: int, background: torch.Tensor, selection: torch.Tensor,
+                     start: torch.Tensor, *, masks: Masks, regularisation: Regularisation,
+                     prior_sources: torch.Tensor | None, iters: int, lr: float, seed: int,
+                     progress: Progress | None = None, stage: str = "optimising",
+                     cancel: Cancel | None = None) -> torch.Tensor:
+    """A class visualisation of the pixels under `selection` (1, 1, S, S) only, the rest fixed
+    at `background` (1, 3, S, S): the network sees the object in its context. The patch prior
+    takes its patches from `prior_sources` (N, 3, H, W). Returns the (1, 3, S, S) image."""
+    dev = net.device
+    param = MaskedParam(FourierParam(start.to(dev)), background.to(dev), selection.to(dev))
+    patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
+    loss = regularisation(obj.class_score(index), patch)
+    size = background.shape[-1]
+    return render(net, loss, param, iters=iters, lr=lr, transforms=tf.robust(size / 224),
+                  masks=masks, seed=seed, progress=progress, stage=stage,
+                  cancel=cancel).image.cpu()
+
+
+def invert_code(net: Backbone, photo: torch.Tensor, levels: str = "m5-7", *, seed: int = 0,
+                settings: VisualizationSettings = VisualizationSettings(iters=128, robust=False),
+                progress: Progress | None = None, cancel: Cancel | None = None) -> CodeInversionResult:
+    """Rebuild an image from its binary ReLU code alone (paper Fig. 8).
+
+    The network is cut down to the units the image switched on (its code as m5/m6/m7 masks,
+    which is the network with the other units' weights removed), and the image is driven to
+    excite exactly those units. More levels say more: m5-7 also fixes which channels fire in
+    each cell, so the layout comes back and the result is closer to the photo than from m7
+    alone (docs/styles.md). No jitter by default: it would shift the image against the
+    per-cell code.
+    """
+    t0 = time.perf_counter()
+    photo = photo.to(net.device)
+    code = image_code(net, photo, levels)
+    top = predict(net, photo, 1, masks=code)[0]
+    parts = [m for m in (code.m5, code.m6, code.m7) if m is not None]
+    bits = sum(m[0].numel() for m in parts)
+    open_bits = int(sum(float(m.sum()) for m in parts))
+    start = start_noise(tuple(photo.shape), seed, 0.01)
+    loss = settings.regularisation()(obj.pathway_activation(code))
+    transforms = tf.robust(photo.shape[-1] / 224) if settings.robust else ()
+    result = render(net, loss, make_param(settings.param, start.to(net.device)),
+                    iters=settings.iters, lr=settings.lr, transforms=transforms, masks=code,
+                    seed=seed, progress=progress, cancel=cancel)
+    rel = float((result.image - photo).norm() / photo.norm())
+    return CodeInversionResult(result.image, levels, bits, open_bits, top.cls, rel,
+                               time.perf_counter() - t0)
