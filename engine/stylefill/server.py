@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import secrets
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from . import __version__, api
 from .backbones import BACKBONES, DEFAULT_BACKBONE
 from .classes import resolve_class
 from .config import ensure_token, token_path
-from .errors import InputError
+from .errors import InputError, StylefillError
 from .images import decode_image, decode_mask, rect_mask, to_pil, to_tensor
 from .jobs import DONE, FAILED, JobQueue, JobResult, Progress, QueueFull, Run, UnknownJob
 
@@ -279,7 +280,11 @@ def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY) -> 
 
 
 def serve(host: str | None, port: int = DEFAULT_PORT) -> None:
-    """Run the engine until interrupted. Loopback unless `host` says otherwise, with a warning."""
+    """Run the engine until interrupted. Loopback unless `host` says otherwise, with a warning.
+
+    Port 0 lets the system pick a free port: the line printed once the socket is bound names
+    the real one (`stylefill engine on HOST port N; ...`), so a caller never races for a port.
+    """
     import uvicorn
 
     bind = host or "127.0.0.1"
@@ -288,8 +293,21 @@ def serve(host: str | None, port: int = DEFAULT_PORT) -> None:
               "can reach it and learns the token (sent unencrypted) can use the engine",
               file=sys.stderr)
     app = create_app(ensure_token())
-    print(f"stylefill engine on {bind} port {port}; token in {token_path()}", file=sys.stderr)
-    uvicorn.run(app, host=bind, port=port, log_level="info", access_log=False)
+    sock = _listen(bind, port)
+    print(f"stylefill engine on {bind} port {sock.getsockname()[1]}; token in {token_path()}",
+          file=sys.stderr, flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (an IPv6 address gets an IPv6 socket)."""
+    name = host.strip("[]")
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
+    try:
+        return socket.create_server((name, port), family=family)
+    except OSError as exc:
+        raise StylefillError(f"cannot listen on {host} port {port}: {exc.strerror or exc}; "
+                             "is another engine running there? Use another --port") from None
 
 
 def _is_loopback(host: str) -> bool:

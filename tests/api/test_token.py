@@ -63,12 +63,36 @@ def test_empty_token_file_is_an_error_not_an_open_door(tmp_path, monkeypatch):
 ])
 def test_serve_binds_loopback_unless_told_and_warns_otherwise(tmp_path, monkeypatch, capsys,
                                                               host, bind, warned):
-    """What `serve` hands to uvicorn (not run here: binding 0.0.0.0 in a test would expose it)."""
+    """Where `serve` binds (not bound here: binding 0.0.0.0 in a test would expose it)."""
     monkeypatch.setenv("STYLEFILL_CONFIG", str(tmp_path))
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    calls, served = [], []
+
+    class Bound:
+        def getsockname(self):
+            return (bind, 8765)
+
+    monkeypatch.setattr(server, "_listen", lambda h, p: calls.append((h, p)) or Bound())
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: served.append(sockets))
     server.serve(host=host, port=8765)
-    assert calls[0]["host"] == bind and calls[0]["port"] == 8765
+    assert calls == [(bind, 8765)] and len(served[0]) == 1
     err = capsys.readouterr().err
+    assert f"stylefill engine on {bind} port 8765; token in" in err
     assert ("warning: listening on" in err) == warned
     assert f"token in {tmp_path / 'token'}" in err
+
+
+def test_serve_on_port_0_names_the_port_it_bound(tmp_path, monkeypatch, capsys):
+    """Port 0: the system picks a free port and the printed line names it (no race for ports)."""
+    monkeypatch.setenv("STYLEFILL_CONFIG", str(tmp_path))
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: served.append(sockets))
+    server.serve(host=None, port=0)
+    (sock,) = served[0]
+    try:
+        port = sock.getsockname()[1]
+        assert port > 0
+        assert f"stylefill engine on 127.0.0.1 port {port}; token in" in capsys.readouterr().err
+        with pytest.raises(StylefillError, match=f"cannot listen on 127.0.0.1 port {port}"):
+            server._listen("127.0.0.1", port)
+    finally:
+        sock.close()
