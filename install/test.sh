@@ -11,7 +11,7 @@ export STYLEFILL_VENV=$VENV
 cd "$REPO" || exit 1
 
 echo "== ruff"
-"$VENV/bin/ruff" check --config engine/pyproject.toml engine tests || exit 1
+"$VENV/bin/ruff" check --config engine/pyproject.toml engine tests gimp_plugin install || exit 1
 
 echo "== pytest"
 "$VENV/bin/python" -m pytest "$@"
