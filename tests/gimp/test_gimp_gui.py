@@ -48,7 +48,8 @@ image, layer = load("chelsea")
 display = Gimp.Display.new(image)
 before = digest(layer)
 image.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 120, 90)
-r = call("plug-in-stylefill-{proc}", image, [layer], class_name="ladybug", iterations=10)
+r = call("plug-in-stylefill-{proc}", image, [layer], class_name="ladybug", iterations="custom",
+         custom_iterations=10)
 OUT["call"] = {{k: v for k, v in r.items() if k != "values"}}
 OUT["after_call"] = names(image)
 Gimp.displays_flush()
