@@ -15,6 +15,7 @@ exactly what it wrote, which `uninstall` reads back.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -32,7 +33,19 @@ FILES = {"stylefill.py": 0o755, "client.py": 0o644, "dialogs.py": 0o644}
 CONFIG = "stylefill.json"
 MANIFEST = ".stylefill-install-manifest.json"
 FLATPAK_ID = "org.gimp.GIMP"
-DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+def _plugin_client():
+    """The plug-in's own client.py (stdlib only): the engine's default address, what counts as
+    local and where the engine keeps its token are written down there once."""
+    spec = importlib.util.spec_from_file_location("stylefill_plugin_client", SOURCE / "client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CLIENT = _plugin_client()
+DEFAULT_URL = CLIENT.DEFAULT_URL
 
 
 def home() -> Path:
@@ -93,11 +106,8 @@ def targets(gimp_dir: str | None) -> list[tuple[str, Path]]:
 
 
 def default_token_file() -> Path:
-    """The engine's token path, by the engine's own rule (engine/stylefill/config.py)."""
-    if os.environ.get("STYLEFILL_CONFIG"):
-        return Path(os.environ["STYLEFILL_CONFIG"]) / "token"
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(home() / ".config")
-    return Path(xdg) / "stylefill" / "token"
+    """The engine's token path, by the engine's own rule (as the plug-in's client finds it)."""
+    return Path(CLIENT.default_token_file())
 
 
 def engine_executable(venv: Path) -> Path:
@@ -117,8 +127,8 @@ def plugin_config(kind: str, profile: Path, args: argparse.Namespace) -> dict:
     """stylefill.json: where the engine is, its token, and how the plug-in may start it."""
     url = (args.url or DEFAULT_URL).rstrip("/")
     host = urllib.parse.urlsplit(url).hostname or ""
-    local = host in ("127.0.0.1", "localhost", "::1")
-    port = urllib.parse.urlsplit(url).port or 8765
+    local = host in CLIENT.LOOPBACK
+    port = urllib.parse.urlsplit(url).port or urllib.parse.urlsplit(DEFAULT_URL).port
     cfg: dict = {"url": url}
     token_file = Path(args.token_file).expanduser() if args.token_file else default_token_file()
     if args.token:
@@ -223,36 +233,27 @@ def uninstall_from(profile: Path) -> list[str]:
     return removed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gimp_plugin.py", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["install", "uninstall", "detect"])
-    parser.add_argument("--gimp-dir", help="GIMP 3 profile (…/GIMP/3.0) or its plug-ins folder; "
-                        "default: every GIMP 3 profile found")
-    parser.add_argument("--venv", help="the engine's virtual environment (to start the engine)")
-    parser.add_argument("--url", help=f"engine URL (default {DEFAULT_URL}; remote: http(s)://HOST:PORT)")
-    parser.add_argument("--token", help="the engine's token, for a remote engine")
-    parser.add_argument("--token-file", help="file holding the token (default: the engine's)")
-    args = parser.parse_args(argv)
-    if args.venv:
-        args.venv = str(Path(args.venv).expanduser().resolve())
+def detect(args: argparse.Namespace) -> int:
+    for kind, path in targets(args.gimp_dir):
+        print(f"{kind}: {path}{'' if path.is_dir() else ' (not created yet)'}")
+    return 0
 
-    if args.action == "detect":
-        for kind, path in targets(args.gimp_dir):
-            print(f"{kind}: {path}{'' if path.is_dir() else ' (not created yet)'}")
-        return 0
-    if args.action == "uninstall":
-        profiles_ = [("given", Path(args.gimp_dir).expanduser())] if args.gimp_dir else profiles()
-        total = 0
-        for _kind, profile in profiles_:
-            if profile.name == "plug-ins":
-                profile = profile.parent
-            for path in uninstall_from(profile):
-                print(f"removed {path}")
-                total += 1
-        print("GIMP plug-in: nothing installed was found" if total == 0
-              else "GIMP plug-in removed; restart GIMP")
-        return 0
 
+def uninstall(args: argparse.Namespace) -> int:
+    profiles_ = [("given", Path(args.gimp_dir).expanduser())] if args.gimp_dir else profiles()
+    total = 0
+    for _kind, profile in profiles_:
+        if profile.name == "plug-ins":
+            profile = profile.parent
+        for path in uninstall_from(profile):
+            print(f"removed {path}")
+            total += 1
+    print("GIMP plug-in: nothing installed was found" if total == 0
+          else "GIMP plug-in removed; restart GIMP")
+    return 0
+
+
+def install(args: argparse.Namespace) -> int:
     for name in FILES:
         if not (SOURCE / name).is_file():
             print(f"gimp_plugin.py: {SOURCE / name} is missing; is this a Stylefill checkout?",
@@ -275,6 +276,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"{engine_executable(Path(args.venv or '.venv'))} serve")
     print("Restart GIMP 3; the commands are under Filters > Stylefill.")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gimp_plugin.py", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["install", "uninstall", "detect"])
+    parser.add_argument("--gimp-dir", help="GIMP 3 profile (…/GIMP/3.0) or its plug-ins folder; "
+                        "default: every GIMP 3 profile found")
+    parser.add_argument("--venv", help="the engine's virtual environment (to start the engine)")
+    parser.add_argument("--url", help=f"engine URL (default {DEFAULT_URL}; remote: http(s)://HOST:PORT)")
+    parser.add_argument("--token", help="the engine's token, for a remote engine")
+    parser.add_argument("--token-file", help="file holding the token (default: the engine's)")
+    args = parser.parse_args(argv)
+    if args.venv:
+        args.venv = str(Path(args.venv).expanduser().resolve())
+    return {"install": install, "uninstall": uninstall, "detect": detect}[args.action](args)
 
 
 if __name__ == "__main__":

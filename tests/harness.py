@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -17,10 +18,21 @@ import httpx
 import uvicorn
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def reserved_port() -> int:
+    """A free port below the kernel's ephemeral range (32768-60999 here), for the one case where
+    a URL must name the port before the engine that binds it runs (the plug-in starting a local
+    engine). Nothing is handed such a port implicitly, so no other socket can take it in
+    between; only a process asking for that very port could."""
+    low, _high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for port in rng.sample(range(20000, min(low, 32768)), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port found below the ephemeral range")
 
 
 ENGINE_LINE = re.compile(r"stylefill engine on \S+ port (\d+);")

@@ -263,8 +263,8 @@ def _missing_image() -> Image.Image:
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: any free one)."""
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                      flags=socket.AI_PASSIVE)[0]
+        family, _, _, _, address = socket.getaddrinfo(host.strip("[]"), port, flags=socket.AI_PASSIVE,
+                                                      type=socket.SOCK_STREAM)[0]
         return socket.create_server(address[:2], family=family)
     except OSError as exc:
         raise StylefillError(f"cannot listen on {host} port {port}: {exc.strerror or exc}; "

@@ -9,6 +9,7 @@ it testable on its own. Everything a user can act on surfaces as one `EngineErro
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import struct
@@ -299,9 +300,9 @@ class Client:
         """Start the engine detached: it must outlive this plug-in call and serve the next ones."""
         cfg = self.config
         env = dict(os.environ)
-        env.update(cfg.engine_env)
         for var in ("PYTHONPATH", "PYTHONHOME"):  # GIMP's Python settings are not the engine's
             env.pop(var, None)
+        env.update(cfg.engine_env)                # what the config gives the engine is
         kwargs: dict = {}
         if os.name == "nt":
             kwargs["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP
@@ -435,6 +436,52 @@ class Client:
             except EngineError:
                 pass
             raise
+
+
+class Session:
+    """The engine for one plug-in run (dialog and job): reached once, on first use, with one
+    health check (starting a local engine that is down), then reused; the class suggestions
+    for one region are asked once and shared by the dialog and the run."""
+
+    def __init__(self, config: Config | None = None):
+        self._config = config
+        self.client: Client | None = None          # None until connect() succeeded
+        self._suggested: dict = {}                 # (region, backbone) -> (top asked, answer)
+
+    def connect(self, progress=None) -> Client:
+        if self.client is None:
+            client = Client(self._config or Config.load())
+            client.ensure_running(progress)
+            self.client = client
+        return self.client
+
+    def suggest(self, image_png: bytes, mask_png: bytes, top: int = 5,
+                backbone: str | None = None, progress=None) -> list[dict]:
+        """The engine's best `top` classes for the region; asked again only for more of them."""
+        key = (hashlib.sha256(image_png).digest(), hashlib.sha256(mask_png).digest(), backbone)
+        asked, found = self._suggested.get(key, (0, []))
+        if asked < top:
+            found = self.connect(progress).suggest(image_png, mask_png, top=top, backbone=backbone)
+            self._suggested[key] = (top, found)
+        return found[:top]
+
+    def run_job(self, kind: str, params: dict, progress=None, time_limit: float | None = None,
+                **payload) -> dict:
+        """One job to its result, with a watchdog that cancels it when this process is killed
+        (GIMP's Cancel kills the plug-in); prints `stylefill: KIND job ID` to stderr."""
+        client = self.connect(progress)
+        watchdog = []
+
+        def created(job_id: str) -> None:
+            watchdog.append(start_watchdog(client.config, job_id))
+            print(f"stylefill: {kind} job {job_id}", file=sys.stderr, flush=True)
+
+        try:
+            return client.run_job(kind, params, progress=progress, timeout=time_limit or 0.0,
+                                  on_created=created, **payload)
+        finally:
+            if watchdog:
+                release_watchdog(watchdog[0])
 
 
 def _tail(path: str, lines: int = 3) -> str:

@@ -2,8 +2,12 @@
 """Stylefill for GIMP 3: Filters > Stylefill sends the selection (with some context) to the
 Stylefill engine and brings the result back as a new layer.
 
-Only GIMP calls live here; HTTP, engine start and job polling are in client.py. It runs in GIMP's
-own Python, so it uses the standard library and gi only (no numpy).
+The plug-in is one table, PROCEDURES (at the end): each procedure's menu entry, arguments and
+return values, and for each argument the engine request field it fills and what "automatic"
+means. GIMP's procedures, the dialogs (dialogs.py) and the engine requests are all made from
+it; the run_* functions hold what each procedure does with the image. HTTP, engine start and
+job polling are in client.py. It runs in GIMP's own Python, so it uses the standard library
+and gi only (no numpy).
 
 Image transport: the context crop and the selection mask are read as raw bytes with GEGL and
 encoded by client.encode_png (stdlib zlib, no temporary GIMP image or export settings involved);
@@ -200,11 +204,171 @@ def layer_name(cls, style, metrics=None):
     metrics = metrics or {}
     cls = metrics.get("class") or cls or "object"
     style = metrics.get("style", style)
-    tail = "automatic style" if style is None or style == -1 else f"style {style}"
+    tail = "automatic style" if style is None else f"style {style}"
     return f"Stylefill: {cls}, {tail}"
 
 
-# -------------------------------------------------------------------------------- engine
+# ---------------------------------------------------------------------- argument kinds
+#
+# An argument is a property of the procedure's config (what a script sets, what the dialog
+# shows and GIMP remembers). `param` names the field of the engine request it fills, and
+# value(config) is what it means there: None is "automatic", the field is left out of the
+# request and the engine's default applies. No argument uses a magic number for "unset".
+
+AUTO = ("auto", "Auto")
+CUSTOM = "custom"
+
+
+class Arg:
+    def __init__(self, name, label, help, default=None, param=None):
+        self.name, self.label, self.help = name, label, help
+        self.default, self.param = default, param
+
+    def value(self, config):
+        return config.get_property(self.name)
+
+
+class Int(Arg):
+    def __init__(self, name, label, help, lo, hi, default, param=None):
+        super().__init__(name, label, help, default, param)
+        self.lo, self.hi = lo, hi
+
+    def add_to(self, procedure):
+        procedure.add_int_argument(self.name, self.label, self.help, self.lo, self.hi,
+                                   self.default, RW)
+
+
+class Seconds(Int):
+    def add_to(self, procedure):
+        procedure.add_double_argument(self.name, self.label, self.help, self.lo, self.hi,
+                                      self.default, RW)
+
+
+class Flag(Arg):
+    def add_to(self, procedure):
+        procedure.add_boolean_argument(self.name, self.label, self.help, self.default, RW)
+
+
+class Folder(Arg):
+    """A folder; its path, or None when none is chosen."""
+
+    def add_to(self, procedure):
+        procedure.add_file_argument(self.name, self.label, self.help,
+                                    Gimp.FileChooserAction.SELECT_FOLDER, True, None, RW)
+
+    def value(self, config):
+        folder = config.get_property(self.name)
+        return folder.get_path() if folder is not None else None
+
+
+class ClassName(Arg):
+    """A class as a name, or as a number (an ImageNet index). Left empty it is None (the help
+    says what that means) or, with `required`, refused with that message."""
+
+    def __init__(self, help, required=None):
+        super().__init__("class-name", "_Class", help, "", param="class")
+        self.required = required
+
+    def add_to(self, procedure):
+        procedure.add_string_argument(self.name, self.label, self.help, self.default, RW)
+
+    def value(self, config):
+        text = (config.get_property(self.name) or "").strip()
+        if not text and self.required:
+            raise UserError(self.required)
+        return int(text) if text.isdigit() else (text or None)
+
+
+class Choice(Arg):
+    """One of `choices`, (nick, label) pairs: a Gimp.Choice. The nick `auto`, when given, is
+    automatic (None); any other nick goes to the engine through `convert`."""
+
+    def __init__(self, name, label, help, choices, default, param=None, auto=None, convert=str):
+        super().__init__(name, label, help, default, param)
+        self.choices, self.auto, self.convert = choices, auto, convert
+
+    def add_to(self, procedure):
+        choice = Gimp.Choice.new()
+        for i, (nick, label) in enumerate(self.choices):
+            choice.add(nick, i, label, "")
+        procedure.add_choice_argument(self.name, self.label, self.help, choice, self.default, RW)
+
+    def value(self, config):
+        nick = config.get_property(self.name)
+        return None if nick == self.auto else self.convert(nick)
+
+
+class Custom(Choice):
+    """Automatic (or none: `unset`) or a number of one's own: the choice `name` between `unset`
+    and "custom", and the `number` argument, which the dialog makes editable only when
+    "custom" is chosen."""
+
+    def __init__(self, name, label, help, number, unset=AUTO, param=None):
+        super().__init__(name, label, help, [unset, (CUSTOM, "Custom")], unset[0], param,
+                         auto=unset[0])
+        self.number = number
+
+    def add_to(self, procedure):
+        super().add_to(procedure)
+        self.number.add_to(procedure)
+
+    def value(self, config):
+        return self.number.value(config) if config.get_property(self.name) == CUSTOM else None
+
+
+class Return:
+    """A return value: `kind` is layer, int, text or texts (a list of strings)."""
+
+    TYPES = {"layer": Gimp.Layer, "int": GObject.TYPE_INT, "text": GObject.TYPE_STRING,
+             "texts": GObject.TYPE_STRV}
+
+    def __init__(self, kind, name, label, help):
+        self.kind, self.name, self.label, self.help = kind, name, label, help
+
+    def add_to(self, procedure):
+        if self.kind == "layer":
+            procedure.add_layer_return_value(self.name, self.label, self.help, False, RW)
+        elif self.kind == "int":
+            procedure.add_int_return_value(self.name, self.label, self.help, 0, 1 << 30, 0, RW)
+        elif self.kind == "text":
+            procedure.add_string_return_value(self.name, self.label, self.help, "", RW)
+        else:
+            procedure.add_string_array_return_value(self.name, self.label, self.help, RW)
+
+    def wrap(self, value):
+        return GObject.Value(self.TYPES[self.kind], value)
+
+
+class Procedure:
+    """One menu item: the PDB procedure, its dialog and its engine request (see PROCEDURES).
+
+    image: it works on the selected layer (else it also runs without an image);
+    extras: what its dialog shows beyond the arguments ("suggestions", "styles").
+    """
+
+    def __init__(self, name, label, blurb, help, run, args, returns, image=True, extras=()):
+        self.name, self.label, self.blurb, self.help = name, label, blurb, help
+        self.run, self.args, self.returns = run, args, returns
+        self.image, self.extras = image, extras
+        self.title = label.replace("_", "").rstrip(".")    # "Insert object"
+
+    def arg(self, name):
+        return next(arg for arg in self.args if arg.name == name)
+
+    def params(self, config):
+        """The engine request's fields: each argument with a `param` that is not automatic."""
+        fields = {arg.param: arg.value(config) for arg in self.args if arg.param}
+        return {key: value for key, value in fields.items() if value is not None}
+
+    def return_values(self, procedure, values):
+        ret = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+        for i, (spec, value) in enumerate(zip(self.returns, values, strict=True), start=1):
+            ret.remove(i)
+            ret.insert(i, spec.wrap(value))
+        return ret
+
+
+# ------------------------------------------------------------------------------- running
 
 class Progress:
     """GIMP's progress bar for one procedure; the callback client.py polls into."""
@@ -222,336 +386,265 @@ class Progress:
         Gimp.progress_end()
 
 
-def connect(progress):
-    """A client of a running engine (started first when local and down)."""
-    engine = sf.Client(sf.Config.load())
-    engine.ensure_running(progress)
-    return engine
+class Call:
+    """One run of a procedure: what GIMP passed, the argument values, and one engine session
+    (one health check) shared by the dialog and the job."""
+
+    def __init__(self, spec, run_mode, image, drawables, config):
+        self.spec, self.run_mode, self.config = spec, run_mode, config
+        self.image, self.drawables = image, drawables
+        self.session = sf.Session()
+        self.progress = None
+
+    @property
+    def interactive(self):
+        return self.run_mode == Gimp.RunMode.INTERACTIVE
+
+    def value(self, name):
+        return self.spec.arg(name).value(self.config)
+
+    def region(self):
+        """(drawable, context box, image PNG, mask PNG) of the selection."""
+        drawable = one_drawable(self.drawables)
+        _box, crop = selected_region(self.image, drawable)
+        return (drawable, crop, *encode_region(self.image, drawable, crop))
+
+    def suggest(self, image_png, mask_png, top):
+        return self.session.suggest(image_png, mask_png, top=top, backbone=self.value("backbone"),
+                                    progress=self.progress)
+
+    def job(self, kind, params, **payload):
+        return self.session.run_job(kind, params, self.progress, self.value("time-limit"),
+                                    **payload)
 
 
-def run_job(engine, kind, params, progress, time_limit, **payload):
-    """One engine job, with a watchdog that cancels it if GIMP kills this plug-in (Cancel)."""
-    watchdog = []
-
-    def created(job_id):
-        watchdog.append(sf.start_watchdog(engine.config, job_id))
-        print(f"stylefill: {kind} job {job_id}", file=sys.stderr, flush=True)
-
-    try:
-        return engine.run_job(kind, params, progress=progress, timeout=time_limit,
-                              on_created=created, **payload)
-    finally:
-        if watchdog:
-            sf.release_watchdog(watchdog[0])
-
-
-def common_params(config):
-    params = {"seed": int(config.get_property("seed"))}
-    backbone = (config.get_property("backbone") or "").strip()
-    if backbone:
-        params["backbone"] = backbone
-    iters = int(config.get_property("iterations"))
-    if iters > 0:
-        params["iters"] = iters
-    return params
-
-
-def class_param(text):
-    """A class typed as a number is an ImageNet index; anything else is a name."""
-    text = (text or "").strip()
-    return int(text) if text.isdigit() else text
-
-
-def _strv_value(items):
-    return GObject.Value(GObject.TYPE_STRV, list(items))
-
-
-# ------------------------------------------------------------------------------ procedures
-
-def do_suggest(procedure, run_mode, image, drawables, config, progress):
-    drawable = one_drawable(drawables)
-    _box, crop = selected_region(image, drawable)
-    engine = connect(progress)
-    image_png, mask_png = encode_region(image, drawable, crop)
-    progress(0.5, "asking the engine")
-    backbone = (config.get_property("backbone") or "").strip() or None
-    found = engine.suggest(image_png, mask_png, top=int(config.get_property("top")),
-                           backbone=backbone)
-    if run_mode == Gimp.RunMode.INTERACTIVE:
+def run_suggest(call):
+    _drawable, _crop, image_png, mask_png = call.region()
+    call.progress(0.5, "asking the engine")
+    found = call.suggest(image_png, mask_png, call.value("top"))
+    if call.interactive:
         lines = [f"{s.get('prob', 0) * 100:5.1f}%  {s.get('class')}" for s in found]
         Gimp.message("Stylefill suggests for the selection:\n" + "\n".join(lines)
                      + "\n\nUse Filters > Stylefill > Insert object... with one of these classes.")
-    return [_strv_value([str(s.get("class")) for s in found]),
-            GObject.Value(GObject.TYPE_STRING, json.dumps(found))]
+    return [str(s.get("class")) for s in found], json.dumps(found)
 
 
-def _edit(kind, image, drawables, config, progress, params, name_cls, style):
-    drawable = one_drawable(drawables)
-    _box, crop = selected_region(image, drawable)
-    engine = connect(progress)
-    image_png, mask_png = encode_region(image, drawable, crop)
-    result = run_job(engine, kind, params, progress, config.get_property("time-limit"),
-                     image_png=image_png, mask_png=mask_png)
-    layer = add_result_layer(image, drawable, result, crop[:2],
-                             layer_name(name_cls, style, result.get("metrics")))
-    return [GObject.Value(Gimp.Layer, layer)]
-
-
-def do_insert(procedure, run_mode, image, drawables, config, progress):
-    cls = class_param(config.get_property("class-name"))
-    style = int(config.get_property("style"))
-    if cls == "":
-        # No class given: the best suggestion for the selection's context.
-        drawable = one_drawable(drawables)
-        _box, crop = selected_region(image, drawable)
-        engine = connect(progress)
-        found = engine.suggest(*encode_region(image, drawable, crop), top=1)
+def _edit(call, kind, suggest_class):
+    """The selection with its context to the engine, the result as a layer at the selection."""
+    drawable, crop, image_png, mask_png = call.region()
+    params = call.spec.params(call.config)
+    if suggest_class and "class" not in params:
+        found = call.suggest(image_png, mask_png, 1)   # the dialog's suggestions when it had some
         if not found:
             raise sf.EngineError("the engine has no suggestion for this selection; type a class")
-        cls = found[0].get("class")
-    params = dict(common_params(config), **{"class": cls, "style": None if style < 0 else style})
-    return _edit("insert", image, drawables, config, progress, params, cls, style)
+        params["class"] = found[0].get("class")
+    result = call.job(kind, params, image_png=image_png, mask_png=mask_png)
+    name = layer_name(params.get("class"), params.get("style"), result.get("metrics"))
+    return (add_result_layer(call.image, drawable, result, crop[:2], name),)
 
 
-def do_modify(procedure, run_mode, image, drawables, config, progress):
-    cls = class_param(config.get_property("class-name"))
-    style = int(config.get_property("style"))
-    params = dict(common_params(config), style=style)
-    if cls != "":
-        params["class"] = cls
-    return _edit("modify", image, drawables, config, progress, params, cls or None, style)
+def run_insert(call):
+    return _edit(call, "insert", suggest_class=True)
 
 
-def do_visualize(procedure, run_mode, image, drawables, config, progress):
-    cls = class_param(config.get_property("class-name"))
-    if cls == "":
-        raise UserError("Type the class to visualise (a name such as 'ladybug' or an index)")
-    params = dict(common_params(config), **{"class": cls})
-    style = int(config.get_property("style"))
-    if style >= 0:
-        params["style"] = style
-    cells = (config.get_property("cells") or "").strip()
-    if cells:
-        params["cells"] = cells
-    dropout = int(config.get_property("dropout-seed"))
-    if dropout >= 0:
-        params["dropout_seed"] = dropout
-    size = int(config.get_property("size"))
-    if size > 0:
-        params["size"] = size
-    as_image = config.get_property("output") == "image" or image is None or not drawables
-    engine = connect(progress)
-    result = run_job(engine, "visualize", params, progress, config.get_property("time-limit"))
-    name = layer_name(cls, style, result.get("metrics"))
+def run_modify(call):
+    return _edit(call, "modify", suggest_class=False)
+
+
+def run_visualize(call):
+    params = call.spec.params(call.config)
+    as_image = call.value("output") == "image" or call.image is None or not call.drawables
+    drawable = None if as_image else one_drawable(call.drawables)
+    result = call.job("visualize", params)
+    name = layer_name(params["class"], params.get("style"), result.get("metrics"))
     if as_image:
         new = _load_image(_result_png(result))
         layer = new.get_layers()[0]
         layer.set_name(name)
-        if run_mode == Gimp.RunMode.INTERACTIVE:
+        if call.interactive:
             Gimp.Display.new(new)
-        return [GObject.Value(Gimp.Layer, layer)]
-    drawable = one_drawable(drawables)
-    target = selection_box(image)
-    target = _intersect(target, layer_box(drawable)) if target else layer_box(drawable)
-    target = target or layer_box(drawable)
-    layer = add_result_layer(image, drawable, result, (0, 0), name, fit=target,
-                             mask_selection=True)
-    return [GObject.Value(Gimp.Layer, layer)]
+        return (layer,)
+    target = selection_box(call.image)
+    target = (_intersect(target, layer_box(drawable)) if target else None) or layer_box(drawable)
+    return (add_result_layer(call.image, drawable, result, (0, 0), name, fit=target,
+                             mask_selection=True),)
 
 
-def do_invert(procedure, run_mode, image, drawables, config, progress):
-    drawable = one_drawable(drawables)
-    sel = selection_box(image)
+def run_invert(call):
+    drawable = one_drawable(call.drawables)
+    sel = selection_box(call.image)
     box = _intersect(sel, layer_box(drawable)) if sel else layer_box(drawable)
     if box is None:
         raise UserError(f"The selection does not touch the layer '{drawable.get_name()}'")
     if max(box[2], box[3]) > MAX_SIDE:
         raise UserError(f"The area is larger than {MAX_SIDE} px; select a smaller part")
-    prior = config.get_property("prior")
-    params = dict(common_params(config), prior=prior)
-    engine = connect(progress)
+    params = call.spec.params(call.config)
     image_png = sf.encode_png(box[2], box[3], read_rgb(drawable, box), 3)
-    result = run_job(engine, "invert", params, progress, config.get_property("time-limit"),
-                     image_png=image_png)
-    name = f"Stylefill: {drawable.get_name()} inverted ({prior} prior)"
-    layer = add_result_layer(image, drawable, result, box[:2], name, mask_selection=sel is not None)
-    return [GObject.Value(Gimp.Layer, layer)]
+    result = call.job("invert", params, image_png=image_png)
+    name = f"Stylefill: {drawable.get_name()} inverted ({params['prior']} prior)"
+    return (add_result_layer(call.image, drawable, result, box[:2], name,
+                             mask_selection=sel is not None),)
 
 
-def do_learn(procedure, run_mode, image, drawables, config, progress):
-    cls = class_param(config.get_property("class-name"))
-    if cls == "":
-        raise UserError("Type the class whose styles to learn")
-    folder = config.get_property("folder")
-    folder = folder.get_path() if folder is not None else None
-    data_free = bool(config.get_property("data-free"))
-    if not folder and not data_free:
+def run_learn(call):
+    params = call.spec.params(call.config)
+    if "folder" not in params and not params["data_free"]:
         raise UserError("Choose a folder of photos of the class, or tick 'Without photos'")
-    params = {"class": cls, "data_free": data_free, "seed": int(config.get_property("seed"))}
-    backbone = (config.get_property("backbone") or "").strip()
-    if backbone:
-        params["backbone"] = backbone
-    if folder:
-        params["folder"] = folder
-    for prop, key in (("topics", "topics"), ("samples", "samples")):
-        if int(config.get_property(prop)) > 0:
-            params[key] = int(config.get_property(prop))
-    engine = connect(progress)
-    result = run_job(engine, "learn_styles", params, progress, config.get_property("time-limit"))
-    listing = (result.get("metrics") or {})
-    styles = listing.get("styles", listing if isinstance(listing, list) else [])
-    count = len(styles) if isinstance(styles, list) else 0
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        Gimp.message(f"Stylefill learned {count} styles of '{cls}'. Insert object... and "
-                     "Visualize class... now offer them.")
-    return [GObject.Value(GObject.TYPE_INT, count),
-            GObject.Value(GObject.TYPE_STRING, json.dumps(listing))]
+    result = call.job("learn_styles", params)
+    listing = result.get("metrics") or {}
+    count = len(listing.get("styles") or [])
+    if call.interactive:
+        Gimp.message(f"Stylefill learned {count} styles of '{params['class']}'. Insert object... "
+                     "and Visualize class... now offer them.")
+    return count, json.dumps(listing)
+
+
+# ------------------------------------------------------------------------------- the table
+#
+# Everything the plug-in offers: each procedure with its arguments (in dialog order) and
+# return values. Registration, dialogs and engine requests are all made from this.
+
+MAX_STYLES = 16    # style choices 0..15; Learn styles makes at most this many
+
+BACKBONE = Choice(
+    "backbone", "_Backbone", "The network. Auto: the engine's default (EfficientNet-Lite0)",
+    [AUTO, ("efficientnet-lite0", "EfficientNet-Lite0"), ("alexnet", "AlexNet"),
+     ("vgg16", "VGG16")], "auto", param="backbone", auto="auto")
+SEED = Int("seed", "S_eed", "Random seed: the same seed gives the same result",
+           0, 2**31 - 1, 0, param="seed")
+ITERATIONS = Custom(
+    "iterations", "_Iterations", "Solver iterations. Auto: the engine's default for the command",
+    Int("custom-iterations", "Custo_m iterations", "Solver iterations when Iterations is Custom",
+        1, 20000, 200), param="iters")
+TIME_LIMIT = Custom(
+    "time-limit", "_Time limit", "Cancel the engine's job when it takes longer. None: no limit",
+    Seconds("custom-time-limit", "_Limit (s)", "The time limit in seconds when Time limit is "
+            "Custom", 1.0, 86400.0, 600.0), unset=("none", "None"))
+STYLES = [(str(i), f"Style {i}") for i in range(MAX_STYLES)]
+STYLE = Choice(
+    "style", "St_yle", "A learned style of the class (the dialog shows them). Auto: any style "
+    "of the class", [AUTO, *STYLES], "auto", param="style", auto="auto", convert=int)
+LAYER = Return("layer", "layer", "Layer", "The new layer holding the result")
+
+
+def common(iterations=True):
+    return [BACKBONE, SEED, *([ITERATIONS] if iterations else []), TIME_LIMIT]
+
+
+PROCEDURES = [
+    Procedure(
+        "suggest", "_Suggest objects for selection...",
+        "Classes the network expects in the selection, from its context",
+        "Sends the selection with its surroundings to the Stylefill engine and lists the "
+        "ImageNet classes that fit there, with probabilities.",
+        run_suggest,
+        [Int("top", "_How many", "Number of classes", 1, 50, 5, param="top"), BACKBONE],
+        [Return("texts", "classes", "Classes", "Best classes first"),
+         Return("text", "suggestions", "Suggestions", "JSON list of {class, index, prob}")]),
+    Procedure(
+        "insert", "_Insert object...",
+        "Fill the selection with an object of a class, in a learned style",
+        "Synthesises an object of the chosen class (and style) into the selection; the result "
+        "is a new layer at the selection, the photo's layers are not changed.",
+        run_insert,
+        [ClassName("Class name or ImageNet index; empty: the best suggestion for the selection"),
+         STYLE, *common()],
+        [LAYER], extras=("suggestions", "styles")),
+    Procedure(
+        "modify", "_Modify object...", "Restyle the object inside the selection",
+        "Re-renders what is selected in another learned style of its class; the result is a "
+        "new layer at the selection.",
+        run_modify,
+        [Choice("style", "St_yle", "The learned style to render the object in", STYLES, "0",
+                param="style", convert=int),
+         ClassName("Class of the selected object; empty: what the network sees there"),
+         *common()],
+        [LAYER], extras=("styles",)),
+    Procedure(
+        "visualize", "_Visualize class...",
+        "What the network has learned about a class, as a new layer or image",
+        "Maximises the class score (optionally one style, spatial cells, a dropout pathway) "
+        "and adds the picture as a layer over the selection or as a new image.",
+        run_visualize,
+        [ClassName("Class name or ImageNet index",
+                   required="Type the class to visualise (a name such as 'ladybug' or an index)"),
+         STYLE,
+         Choice("cells", "L_ocation", "Where in the picture the class may appear (the cells of "
+                "the feature map that stay open). Everywhere: all cells",
+                [("everywhere", "Everywhere"), ("top-left", "Top left"), ("top", "Top"),
+                 ("top-right", "Top right"), ("left", "Left"), ("centre", "Centre"),
+                 ("right", "Right"), ("bottom-left", "Bottom left"), ("bottom", "Bottom"),
+                 ("bottom-right", "Bottom right")], "everywhere", param="cells",
+                auto="everywhere"),
+         Custom("dropout", "_Dropout", "One neural pathway: a member of the dropout ensemble, "
+                "picked by its seed. None: the whole network",
+                Int("dropout-seed", "Dropout _seed", "The pathway when Dropout is Custom",
+                    0, 2**31 - 1, 0), unset=("none", "None"), param="dropout_seed"),
+         Choice("size", "Si_ze", "Network input size in px. Auto: the backbone's own",
+                [AUTO] + [(str(px), f"{px} px") for px in (160, 224, 320, 448)], "auto",
+                param="size", auto="auto", convert=int),
+         Choice("output", "O_utput", "Where the picture goes",
+                [("layer", "New layer over the selection"), ("image", "New image")], "layer"),
+         *common()],
+        [LAYER], image=False, extras=("styles",)),
+    Procedure(
+        "invert", "In_vert layer features...",
+        "Rebuild the selection (or the layer) from the network's features",
+        "Feature inversion of the selected area (or the whole layer) with or without the "
+        "natural-patch prior; the reconstruction is a new layer.",
+        run_invert,
+        [Choice("prior", "_Prior", "Regulariser of the inversion",
+                [("patch", "Natural-patch prior"), ("tv", "Total variation only")], "patch",
+                param="prior"),
+         *common()],
+        [LAYER]),
+    Procedure(
+        "learn-styles", "_Learn styles from folder...",
+        "Learn the styles of a class from a folder of photos (or without photos)",
+        "Finds the main styles of a class in a folder of your photos (a folder on the "
+        "engine's machine), so Insert and Visualize can offer them.",
+        run_learn,
+        [ClassName("Class name or ImageNet index", required="Type the class whose styles to learn"),
+         Folder("folder", "_Folder", "Photos of the class (on the engine's machine)",
+                param="folder"),
+         Flag("data-free", "_Without photos", "Learn from the network alone (no folder)", False,
+              param="data_free"),
+         Custom("topics", "_Styles", "How many styles to learn. Auto: the engine's default (4)",
+                Int("custom-topics", "Custom style cou_nt", "How many styles when Styles is Custom",
+                    1, MAX_STYLES, 4), param="topics"),
+         Custom("samples", "S_amples",
+                "Samples for data-free learning. Auto: the engine's default",
+                Int("custom-samples", "Custom sam_ples", "Samples when Samples is Custom",
+                    2, 10000, 12), param="samples"),
+         *common(iterations=False)],
+        [Return("int", "count", "Styles", "Number of styles learned"),
+         Return("text", "listing", "Listing", "The styles as JSON")], image=False),
+]
 
 
 # ----------------------------------------------------------------------------- registration
 
-def _common_args(procedure, iterations=True):
-    procedure.add_string_argument("backbone", "Backbone",
-                                  "Network; empty = the engine's default (efficientnet-lite0)",
-                                  "", RW)
-    procedure.add_int_argument("seed", "Seed", "Random seed", 0, 2**31 - 1, 0, RW)
-    if iterations:
-        procedure.add_int_argument("iterations", "Iterations",
-                                   "Solver iterations; 0 = the engine's default", 0, 10000, 0, RW)
-    procedure.add_double_argument("time-limit", "Time limit (s)",
-                                  "Cancel the engine job after this many seconds; 0 = none",
-                                  0.0, 86400.0, 0.0, RW)
-
-
-def _class_arg(procedure, blurb):
-    procedure.add_string_argument("class-name", "Class", blurb, "", RW)
-
-
-def _style_arg(procedure, default=-1, lo=-1):
-    procedure.add_int_argument("style", "Style",
-                               "Learned style number; -1 = automatic / none", lo, 99, default, RW)
-
-
-def _layer_return(procedure):
-    procedure.add_layer_return_value("layer", "Layer", "The new layer holding the result",
-                                     False, RW)
-
-
-def _choice(*items):
-    choice = Gimp.Choice.new()
-    for i, (nick, label) in enumerate(items):
-        choice.add(nick, i, label, "")
-    return choice
-
-
-PROCEDURES = {
-    "suggest": dict(
-        label="_Suggest objects for selection...", run=do_suggest, image=True,
-        blurb="Classes the network expects in the selection, from its context",
-        help="Sends the selection with its surroundings to the Stylefill engine and lists the "
-             "ImageNet classes that fit there, with probabilities."),
-    "insert": dict(
-        label="_Insert object...", run=do_insert, image=True,
-        blurb="Fill the selection with an object of a class, in a learned style",
-        help="Synthesises an object of the chosen class (and style) into the selection; the "
-             "result is a new layer at the selection, the photo's layers are not changed."),
-    "modify": dict(
-        label="_Modify object...", run=do_modify, image=True,
-        blurb="Restyle the object inside the selection",
-        help="Re-renders what is selected in another learned style of its class; the result is "
-             "a new layer at the selection."),
-    "visualize": dict(
-        label="_Visualize class...", run=do_visualize, image=False,
-        blurb="What the network has learned about a class, as a new layer or image",
-        help="Maximises the class score (optionally one style, spatial cells, a dropout "
-             "pathway) and adds the picture as a layer over the selection or as a new image."),
-    "invert": dict(
-        label="In_vert layer features...", run=do_invert, image=True,
-        blurb="Rebuild the selection (or the layer) from the network's features",
-        help="Feature inversion of the selected area (or the whole layer) with or without the "
-             "natural-patch prior; the reconstruction is a new layer."),
-    "learn-styles": dict(
-        label="_Learn styles from folder...", run=do_learn, image=False,
-        blurb="Learn the styles of a class from a folder of photos (or without photos)",
-        help="Finds the main styles of a class in a folder of your photos (a folder on the "
-             "engine's machine), so Insert and Visualize can offer them."),
-}
-
-
-def _add_arguments(name, procedure):
-    if name == "suggest":
-        procedure.add_int_argument("top", "How many", "Number of classes", 1, 50, 5, RW)
-        procedure.add_string_argument("backbone", "Backbone",
-                                      "Network; empty = the engine's default", "", RW)
-        procedure.add_string_array_return_value("classes", "Classes", "Best classes first", RW)
-        procedure.add_string_return_value("suggestions", "Suggestions",
-                                          "JSON list of {class, index, prob}", "", RW)
-    elif name == "insert":
-        _class_arg(procedure, "Class name or ImageNet index; empty = the best suggestion")
-        _style_arg(procedure)
-        _common_args(procedure)
-        _layer_return(procedure)
-    elif name == "modify":
-        _style_arg(procedure, default=0, lo=0)
-        _class_arg(procedure, "Class of the selected object; empty = what the network sees there")
-        _common_args(procedure)
-        _layer_return(procedure)
-    elif name == "visualize":
-        _class_arg(procedure, "Class name or ImageNet index")
-        _style_arg(procedure)
-        procedure.add_string_argument("cells", "Location",
-                                      "Cells of the feature map (r0:r1,c0:c1 or top-left, ...); "
-                                      "empty = all", "", RW)
-        procedure.add_int_argument("dropout-seed", "Dropout seed",
-                                   "Neural pathway (dropout member); -1 = none", -1, 2**31 - 1, -1,
-                                   RW)
-        procedure.add_int_argument("size", "Size", "Network input size; 0 = default", 0, 1024, 0, RW)
-        procedure.add_choice_argument("output", "Output", "Where the picture goes",
-                                      _choice(("layer", "New layer over the selection"),
-                                              ("image", "New image")), "layer", RW)
-        _common_args(procedure)
-        _layer_return(procedure)
-    elif name == "invert":
-        procedure.add_choice_argument("prior", "Prior", "Regulariser of the inversion",
-                                      _choice(("patch", "Natural-patch prior"),
-                                              ("tv", "Total variation only")), "patch", RW)
-        _common_args(procedure)
-        _layer_return(procedure)
-    elif name == "learn-styles":
-        _class_arg(procedure, "Class name or ImageNet index")
-        procedure.add_file_argument("folder", "Folder", "Photos of the class (on the engine's "
-                                    "machine)", Gimp.FileChooserAction.SELECT_FOLDER, True, None,
-                                    RW)
-        procedure.add_boolean_argument("data-free", "Without photos",
-                                       "Learn from the network alone (no folder)", False, RW)
-        procedure.add_int_argument("topics", "Styles", "How many styles; 0 = default", 0, 50, 0, RW)
-        procedure.add_int_argument("samples", "Samples", "Samples for data-free learning; 0 = "
-                                   "default", 0, 10000, 0, RW)
-        _common_args(procedure, iterations=False)
-        procedure.add_int_return_value("count", "Styles", "Number of styles learned", 0, 1000, 0,
-                                       RW)
-        procedure.add_string_return_value("listing", "Listing", "The styles as JSON", "", RW)
-
-
-def interactive(procedure, config, short, image, drawables):
-    """Show the dialog (after reaching the engine, for suggestions and style thumbnails)."""
+def interactive(procedure, call):
+    """The dialog; True when the user pressed OK. A dialog with extras reaches the engine
+    first; the run then reuses that connection and the suggestions."""
     import dialogs  # GTK only when a person is there to see it
 
-    engine = suggestions = note = None
-    if short in ("insert", "modify", "visualize"):
+    suggestions = note = None
+    if call.spec.extras:
         progress = Progress("connecting to the engine")
         try:
-            engine = connect(progress)
-            if short == "insert" and image is not None and len(drawables) == 1 \
-                    and selection_box(image) is not None:
+            call.session.connect(progress)
+            if "suggestions" in call.spec.extras and call.image is not None \
+                    and len(call.drawables) == 1 and selection_box(call.image) is not None:
                 progress(0.5, "suggestions for the selection")
-                _box, crop = selected_region(image, drawables[0])
-                suggestions = engine.suggest(*encode_region(image, drawables[0], crop), top=6)
+                _drawable, _crop, image_png, mask_png = call.region()
+                suggestions = call.suggest(image_png, mask_png, 6)
         except (sf.EngineError, UserError) as exc:
-            note = (f"No suggestions: {exc}" if engine is not None else str(exc))
+            note = f"No suggestions: {exc}" if call.session.client is not None else str(exc)
         finally:
             progress.end()
-    return dialogs.show(procedure, config, short, engine, suggestions, note)
+    return dialogs.show(procedure, call.config, call.spec, call.session.client, suggestions,
+                        note)
 
 
 def _error(procedure, status, message):
@@ -559,41 +652,38 @@ def _error(procedure, status, message):
 
 
 class Stylefill(Gimp.PlugIn):
-    """Registers Filters > Stylefill > ... and runs them."""
+    """Registers Filters > Stylefill > ... from PROCEDURES and runs them."""
 
     def do_query_procedures(self):
-        return [PREFIX + name for name in PROCEDURES]
+        return [PREFIX + spec.name for spec in PROCEDURES]
 
     def do_set_i18n(self, name):
         return False
 
     def do_create_procedure(self, name):
-        short = name[len(PREFIX):]
-        spec = PROCEDURES[short]
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, short)
-        procedure.set_image_types("RGB*, GRAY*" if spec["image"] else "*")
-        if spec["image"]:
-            procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        else:
-            procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
-                                           | Gimp.ProcedureSensitivityMask.NO_DRAWABLES
-                                           | Gimp.ProcedureSensitivityMask.NO_IMAGE)
-        procedure.set_menu_label(spec["label"])
+        spec = next(spec for spec in PROCEDURES if PREFIX + spec.name == name)
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, spec)
+        procedure.set_image_types("RGB*, GRAY*" if spec.image else "*")
+        mask = Gimp.ProcedureSensitivityMask.DRAWABLE
+        if not spec.image:
+            mask |= (Gimp.ProcedureSensitivityMask.NO_DRAWABLES
+                     | Gimp.ProcedureSensitivityMask.NO_IMAGE)
+        procedure.set_sensitivity_mask(mask)
+        procedure.set_menu_label(spec.label)
         procedure.add_menu_path(MENU)
-        procedure.set_documentation(spec["blurb"], spec["help"], name)
+        procedure.set_documentation(spec.blurb, spec.help, name)
         procedure.set_attribution("Stylefill", "Stylefill authors, Apache-2.0", "2025")
-        _add_arguments(short, procedure)
+        for item in spec.args + spec.returns:
+            item.add_to(procedure)
         return procedure
 
-    def run(self, procedure, run_mode, image, drawables, config, short):
-        spec = PROCEDURES[short]
-        progress = None
+    def run(self, procedure, run_mode, image, drawables, config, spec):
+        call = Call(spec, run_mode, image, drawables, config)
         try:
-            if run_mode == Gimp.RunMode.INTERACTIVE and not interactive(
-                    procedure, config, short, image, drawables):
+            if call.interactive and not interactive(procedure, call):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-            progress = Progress(spec["label"].replace("_", "").rstrip("."))
-            values = spec["run"](procedure, run_mode, image, drawables, config, progress)
+            call.progress = Progress(spec.title)
+            values = spec.run(call)
         except UserError as exc:
             return _error(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, str(exc))
         except sf.Cancelled as exc:
@@ -606,13 +696,9 @@ class Stylefill(Gimp.PlugIn):
             return _error(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                           f"Stylefill plug-in error: {type(exc).__name__}: {exc}")
         finally:
-            if progress is not None:
-                progress.end()
-        ret = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
-        for i, value in enumerate(values, start=1):
-            ret.remove(i)
-            ret.insert(i, value)
-        return ret
+            if call.progress is not None:
+                call.progress.end()
+        return spec.return_values(procedure, values)
 
 
 if __name__ == "__main__":

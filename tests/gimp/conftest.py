@@ -4,6 +4,7 @@ server on the host's 127.0.0.1; the helpers live in gimp_harness.py.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -14,6 +15,7 @@ import pytest
 from gimp_harness import (
     REPO,
     ROOTFS_SH,
+    CountingProxy,
     Engine,
     Gimp,
     _run,
@@ -102,3 +104,15 @@ def gimp(rootfs: Path, shared: Path, installed: Path, photos: Path) -> Gimp:
     return Gimp(rootfs, shared, installed, photos)
 
 
+
+
+@pytest.fixture
+def counted(engine: Engine, installed: Path, workdir: Path) -> tuple[CountingProxy, dict]:
+    """A proxy that counts the plug-in's requests to the engine, and the environment for a
+    GIMP run whose plug-in talks to the engine through it."""
+    real = json.loads((installed / "plug-ins" / "stylefill" / "stylefill.json").read_text())
+    proxy = CountingProxy(engine.url)
+    config = workdir / "counted.json"
+    config.write_text(json.dumps({"url": proxy.url, "token_file": real["token_file"]}))
+    yield proxy, {"STYLEFILL_PLUGIN_CONFIG": str(config)}
+    proxy.close()

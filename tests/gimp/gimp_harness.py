@@ -7,13 +7,19 @@ token file, photos) reads the same inside GIMP and on the host, exactly as after
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +33,6 @@ sys.path.insert(0, str(PLUGIN_DIR))
 sys.path.insert(0, str(HERE.parent))  # tests/, for harness.py (also when run as a script)
 
 import client as sf  # noqa: E402  (the plug-in's own HTTP client, to look at jobs)
-from harness import free_port  # noqa: E402
 
 PRELUDE = (HERE / "snippets" / "prelude.py").read_text()
 
@@ -52,32 +57,121 @@ class Engine:
         return self.log.read_text(errors="replace")[-n:]
 
 
+LISTENING = re.compile(r"stylefill engine on \S+ port (\d+);")
+
+
 def start_engine(workdir: Path, name: str = "engine", models: Path | None = None) -> Engine:
-    """`stylefill serve` from the test's own venv, on a free port, its token in the work folder;
-    its models dir `models` when given (else the user's)."""
-    port = free_port()
+    """`stylefill serve --port 0` from the test's own venv: it binds a free port itself and
+    names it in its log once bound (no race for a port); its token in the work folder; its
+    models dir `models` when given (else the user's)."""
     config_dir = workdir / f"{name}-config"
     config_dir.mkdir(exist_ok=True)
     log = workdir / f"{name}.log"
     env = dict(os.environ, STYLEFILL_CONFIG=str(config_dir), OMP_NUM_THREADS="1")
     if models is not None:
         env["STYLEFILL_MODELS"] = str(models)
-    proc = subprocess.Popen([sys.executable, "-m", "stylefill", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "stylefill", "serve", "--port", "0"],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    engine = Engine(f"http://127.0.0.1:{port}", port, config_dir, proc, log, models)
     deadline = time.monotonic() + 120
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    port = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"the engine exited with {proc.returncode}:\n{engine.log_tail()}")
+            pytest.fail(f"the engine exited with {proc.returncode}:\n{_tail(log)}")
+        found = port or LISTENING.search(log.read_text(errors="replace"))
+        port = port or (int(found.group(1)) if found else None)
+        if port is None:
+            time.sleep(0.2)
+            continue
+        engine = Engine(f"http://127.0.0.1:{port}", port, config_dir, proc, log, models)
         try:
-            with opener.open(engine.url + "/v1/health", timeout=1) as resp:
+            with opener.open(engine.url + "/v1/health", timeout=10) as resp:
                 if json.loads(resp.read()).get("api") == 1:
                     return engine
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    pytest.fail(f"the engine did not answer within 120 s:\n{engine.log_tail()}")
+    pytest.fail(f"the engine did not answer within 120 s:\n{_tail(log)}")
+
+
+def _tail(log: Path, n: int = 4000) -> str:
+    return log.read_text(errors="replace")[-n:] if log.exists() else ""
+
+
+@contextmanager
+def dead_url():
+    """The URL of a port on 127.0.0.1 that refuses connections: bound here, never listened on,
+    so nothing else can take it while the test runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+class CountingProxy:
+    """A recording HTTP proxy in front of the engine, on a port it binds itself. `counts`
+    holds requests by "METHOD /path"; `bodies` the JSON bodies of POSTs (images left out)."""
+
+    def __init__(self, target: str):
+        self.target, self.counts, self.bodies = target, Counter(), []
+        self.answers: list[dict] = []    # what the engine answered to POST /v1/suggest
+        self.lock = threading.Lock()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+                proxy.record(self.command, self.path, body)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("authorization", "content-type", "accept")}
+                req = urllib.request.Request(proxy.target + self.path, data=body,
+                                             headers=headers, method=self.command)
+                try:
+                    with opener.open(req, timeout=300) as resp:
+                        status, ctype, answer = resp.status, resp.headers["Content-Type"], resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, ctype, answer = exc.code, exc.headers["Content-Type"], exc.read()
+                if self.path == "/v1/suggest" and status == 200:
+                    proxy.answers.append(json.loads(answer))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype or "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def record(self, method: str, path: str, body: bytes | None) -> None:
+        with self.lock:
+            self.counts[f"{method} {path.split('?')[0]}"] += 1
+            if body:
+                data = json.loads(body)
+                self.bodies.append({k: v for k, v in data.items()
+                                    if k not in ("image", "mask")} | {"path": path})
+
+    def count(self, prefix: str) -> int:
+        """Requests whose "METHOD /path" starts with `prefix`."""
+        return sum(n for key, n in self.counts.items() if key.startswith(prefix))
+
+    def jobs(self) -> list[dict]:
+        return [b for b in self.bodies if b["path"] == "/v1/jobs"]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.counts.clear()
+            self.bodies.clear()
+            self.answers.clear()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def stop_engine(engine: Engine) -> None:

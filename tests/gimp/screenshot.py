@@ -37,8 +37,7 @@ BODY = """
 image, layer = load({photo!r})
 display = Gimp.Display.new(image)
 image.select_ellipse(Gimp.ChannelOps.REPLACE, {sel})
-r = call("plug-in-stylefill-{command}", image, [layer], class_name={cls!r}, iterations={iters},
-         seed={seed})
+r = call("plug-in-stylefill-{command}", image, [layer], class_name={cls!r}, seed={seed}{iters})
 OUT["call"] = {{k: v for k, v in r.items() if k != "values"}}
 Gimp.displays_flush()
 flag("shot-ready")
@@ -56,7 +55,8 @@ def main() -> int:
                         "grass-field (the held-out photo of tests/data/debian_files.py)")
     parser.add_argument("--photo-file", help="any photo file instead")
     parser.add_argument("--selection", default="40,150,130,110", help="ellipse x,y,w,h")
-    parser.add_argument("--iterations", type=int, default=0, help="0 = the engine's default")
+    parser.add_argument("--iterations", type=int, default=0,
+                        help="solver iterations (default: the engine's, Auto in the dialog)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -96,8 +96,9 @@ def main() -> int:
         profile.joinpath("gimprc").write_text("(show-welcome-dialog no)\n")
         session = GuiSession(Gimp(rootfs, work, profile, work / "photos"), size="1100x720")
         session.start(BODY.format(photo=args.photo, sel=args.selection.replace(",", ", "),
-                                  command=args.command, cls=args.cls, iters=args.iterations,
-                                  seed=args.seed))
+                                  command=args.command, cls=args.cls, seed=args.seed,
+                                  iters=f', iterations="custom", custom_iterations={args.iterations}'
+                                  if args.iterations else ""))
         session.wait_file(work / "shot-ready", timeout=900)
         window = session.window(r"layers\).* GIMP$")
         session.xdotool("windowmove", window, "0", "0")

@@ -1,5 +1,6 @@
 """The plug-in in GIMP 3's real GUI (gimp-3.0 under Xvfb): Edit > Undo (ctrl+z) removes a
-result in one step, and an interactive run shows the dialog, whose Cancel adds nothing.
+result in one step, an interactive run shows the dialog, whose Cancel adds nothing, and whose
+OK runs with the engine session the dialog opened (one health check, one suggest call).
 
 Batch mode has no undo command, so this is the only way to see what a user's ctrl+z does.
 Screenshots of each step land in out/gimp-tests/ for a human to look at.
@@ -48,7 +49,8 @@ image, layer = load("chelsea")
 display = Gimp.Display.new(image)
 before = digest(layer)
 image.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 120, 90)
-r = call("plug-in-stylefill-{proc}", image, [layer], class_name="ladybug", iterations=10)
+r = call("plug-in-stylefill-{proc}", image, [layer], class_name="ladybug", iterations="custom",
+         custom_iterations=10)
 OUT["call"] = {{k: v for k, v in r.items() if k != "values"}}
 OUT["after_call"] = names(image)
 Gimp.displays_flush()
@@ -98,3 +100,35 @@ image.clean_all()
     assert res["call"]["status"] == "cancel", res["call"]
     assert res["layers"] == ["Background"]
     assert "Traceback" not in run.output, run.output[-3000:]
+
+
+def test_interactive_insert_reuses_the_dialogs_session_and_suggestions(gui, counted,
+                                                                       installed: Path):
+    """The dialog reaches the engine and shows suggestions; OK with the class left empty runs
+    the job on the same connection with the dialog's best suggestion: one health check and
+    one suggest call for the whole insert."""
+    proxy, env = counted
+    # An interactive run starts from the last values GIMP kept; this test's are the call's.
+    settings = installed / "plug-in-settings"
+    (settings / "GimpProcedureConfigRun-plug-in-stylefill-insert.last").unlink(missing_ok=True)
+    gui.start("""
+image, layer = load("chelsea")
+display = Gimp.Display.new(image)
+image.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 120, 90)
+r = call("plug-in-stylefill-insert", image, [layer], run_mode=Gimp.RunMode.INTERACTIVE,
+         class_name="", iterations="custom", custom_iterations=5)
+OUT["call"] = {k: v for k, v in r.items() if k != "values"}
+OUT["layers"] = names(image)
+image.clean_all()
+""", env=env)
+    dialog = gui.window(r"^Stylefill: insert object$")
+    gui.key(dialog, "Return")                      # OK
+    run = gui.finish()
+    res = run.result
+    assert res["call"]["status"] == "success", res["call"]
+    assert proxy.count("GET /v1/health") == 1
+    assert proxy.count("POST /v1/suggest") == 1
+    best = proxy.answers[0]["suggestions"][0]["class"]
+    (job,) = proxy.jobs()
+    assert job["params"] == {"class": best, "seed": 0, "iters": 5}
+    assert res["layers"] == [f"Stylefill: {best}, automatic style", "Background"]

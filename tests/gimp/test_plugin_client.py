@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from gimp_harness import sf
-from harness import free_port
+from gimp_harness import CountingProxy, dead_url, sf
+from harness import reserved_port
 from PIL import Image
 
 
@@ -29,13 +29,16 @@ def test_encode_png_is_read_back_exactly(channels, mode):
 
 
 def test_ensure_running_starts_a_local_engine_and_waits(tmp_path: Path):
-    """Nothing answers at the URL: the configured command starts the real engine, detached."""
-    port = free_port()
+    """Nothing answers at the URL: the configured command starts the real engine, detached.
+    (The URL has to name the port before the engine runs: one below the ephemeral range.)"""
+    port = reserved_port()
+    engine_env = {"STYLEFILL_CONFIG": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    if os.environ.get("PYTHONPATH"):   # the engine under test, also when it is not installed
+        engine_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     cfg = sf.Config({
         "url": f"http://127.0.0.1:{port}", "token_file": str(tmp_path / "token"),
         "engine_command": [sys.executable, "-m", "stylefill", "serve", "--port", str(port)],
-        "engine_env": {"STYLEFILL_CONFIG": str(tmp_path), "OMP_NUM_THREADS": "1"},
-        "engine_log": str(tmp_path / "engine.log")})
+        "engine_env": engine_env, "engine_log": str(tmp_path / "engine.log")})
     client = sf.Client(cfg)
     seen = []
     try:
@@ -56,22 +59,22 @@ def test_ensure_running_starts_a_local_engine_and_waits(tmp_path: Path):
 
 
 def test_engine_that_exits_while_starting_is_explained(tmp_path: Path):
-    port = free_port()
-    cfg = sf.Config({"url": f"http://127.0.0.1:{port}", "token_file": str(tmp_path / "token"),
-                     "engine_command": [sys.executable, "-c", "import sys; "
-                                        "sys.exit('stylefill: error: port taken')"],
-                     "engine_log": str(tmp_path / "engine.log")})
-    with pytest.raises(sf.EngineError) as err:
-        sf.Client(cfg).ensure_running()
+    with dead_url() as url:
+        cfg = sf.Config({"url": url, "token_file": str(tmp_path / "token"),
+                         "engine_command": [sys.executable, "-c", "import sys; "
+                                            "sys.exit('stylefill: error: port taken')"],
+                         "engine_log": str(tmp_path / "engine.log")})
+        with pytest.raises(sf.EngineError) as err:
+            sf.Client(cfg).ensure_running()
     msg = str(err.value)
-    assert f"not answering at http://127.0.0.1:{port}" in msg
+    assert f"not answering at {url}" in msg
     assert "exited with code 1" in msg and "port taken" in msg and str(tmp_path) in msg
 
 
 def test_remote_engine_is_never_started(monkeypatch):
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    cfg = sf.Config({"url": f"http://192.0.2.1:{free_port()}", "token": "x",
+    cfg = sf.Config({"url": "http://192.0.2.1:8765", "token": "x",
                      "engine_command": ["/bin/false"]})
     assert not cfg.local
     client = sf.Client(cfg)
@@ -110,6 +113,28 @@ def test_another_program_on_the_port_is_named(tmp_path: Path):
         assert client.spawned is None
     finally:
         server.shutdown()
+
+
+def test_session_connects_once_and_asks_for_suggestions_once(engine):
+    """A Session (one plug-in run) checks the engine's health once, and a region's suggestions
+    are asked once: fewer of them come from the answer, another backbone asks again."""
+    proxy = CountingProxy(engine.url)
+    try:
+        session = sf.Session(sf.Config({"url": proxy.url,
+                                        "token_file": str(engine.config_dir / "token")}))
+        w, h = 96, 64
+        image = sf.encode_png(w, h, bytes((x * 2 + y) % 256 for y in range(h) for x in range(w)
+                                          for _c in range(3)), 3)
+        mask = sf.encode_png(w, h, bytes(255 if 20 < x < 70 and 10 < y < 50 else 0
+                                         for y in range(h) for x in range(w)), 1)
+        six = session.suggest(image, mask, top=6)
+        assert len(six) == 6 and session.suggest(image, mask, top=1) == six[:1]
+        assert session.connect() is session.client
+        session.suggest(image, mask, top=1, backbone="efficientnet-lite0")
+        assert proxy.count("GET /v1/health") == 1
+        assert proxy.count("POST /v1/suggest") == 2
+    finally:
+        proxy.close()
 
 
 def test_engine_errors_arrive_as_one_message(engine):

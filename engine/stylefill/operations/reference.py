@@ -11,7 +11,6 @@ import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from . import OPERATIONS, Operation
 

@@ -106,3 +106,16 @@ def wait_flag(name, timeout=120):
 
 def done():
     print("RESULT " + json.dumps(OUT), flush=True)
+
+
+def arguments(name):
+    """A procedure's own arguments (after run-mode, image and drawables) as they are in the
+    PDB: {name: {type, default, choices (for a choice)}}."""
+    table = {}
+    for spec in PDB.lookup_procedure(name).get_arguments()[3:]:
+        entry = {"type": spec.value_type.name, "default": spec.get_default_value()}
+        if spec.__gtype__.name == "GimpParamChoice":
+            entry["type"] = "choice"
+            entry["choices"] = list(Gimp.param_spec_choice_get_choice(spec).list_nicks())
+        table[spec.name] = entry
+    return table
