@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from stylefill import api
-from stylefill.backbones import load_backbone
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "data"))
@@ -44,17 +43,16 @@ def outlined(photo: Image.Image, rect: tuple[int, int, int, int]) -> Image.Image
 
 
 def main() -> None:
-    net = load_backbone()
     field = Image.open(fetch("scratch") / "Sports/playing-field.jpg").convert("RGB")
     rect = (170, 190, 128, 128)
     mask = np.zeros((field.height, field.width), bool)
     mask[rect[1]:rect[1] + rect[3], rect[0]:rect[0] + rect[2]] = True
     tiles = [(outlined(field, rect), "before: selection on a grass field")]
     for style in (0, 1):
-        res = api.insert(field, mask, "hay", style, backbone=net)
+        res = api.run(api.InsertRequest(image=field, selection=mask, cls="hay", style=style))
         m = res.metrics
         label = f"insert hay, style {style}: p {m['prob_before']:.3f} -> {m['prob_after']:.3f}"
-        tiles.append((res.photo, label))
+        tiles.append((res.image, label))
     row(tiles).save(HERE / "images" / "insert.png")
 
     spec = importlib.util.find_spec("foolbox")
@@ -66,8 +64,8 @@ def main() -> None:
     mask[rect[1]:rect[1] + rect[3], rect[0]:rect[0] + rect[2]] = True
     tiles = [(outlined(photo, rect), "before: a strawberry")]
     for style in (1, 2):
-        res = api.modify(photo, mask, style, backbone=net)
-        tiles.append((res.photo, f"modify to style {style}: p {res.metrics['prob_after']:.2f}"))
+        res = api.run(api.ModifyRequest(image=photo, selection=mask, style=style))
+        tiles.append((res.image, f"modify to style {style}: p {res.metrics['prob_after']:.2f}"))
     row(tiles).save(HERE / "images" / "modify.png")
     print("wrote docs/images/insert.png and docs/images/modify.png")
 

@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from stylefill import api, patchdb
+from stylefill import patchdb
 from stylefill.backbones import load_backbone
+from stylefill.classes import resolve_class
 from stylefill.images import load_tensor, to_pil
+from stylefill.optvis import recipes
 
 HERE = Path(__file__).resolve().parent / "images"
 
@@ -100,9 +102,9 @@ def main() -> None:
     rows = []
     for path in photos:
         x = load_tensor(path, net.input_size)
-        rand = api.invert(x, net, prior="tv", init="rand", db=db)
-        knn = api.invert(x, net, prior="tv", init="patchdb", db=db)
-        ours = api.invert(x, net, prior="patch", init="patchdb", db=db)
+        rand = recipes.invert(net, x, prior="tv", init="rand", db=db)
+        knn = recipes.invert(net, x, prior="tv", init="patchdb", db=db)
+        ours = recipes.invert(net, x, prior="patch", init="patchdb", db=db)
         rows.append([(x, "photo"), (knn.init, "10-NN init"),
                      (rand.image, f"TV+rand {rand.relative_l2:.3f}"),
                      (knn.image, f"TV+10-NN {knn.relative_l2:.3f}"),
@@ -111,7 +113,7 @@ def main() -> None:
     labelled_grid(rows).save(HERE / "inversion.png")
     row = []
     for cls in ("ladybug", "goldfish", "daisy", "volcano", "tabby"):
-        res = api.visualize(cls, net)
+        res = recipes.visualize(net, resolve_class(cls, net.categories)[0])
         row.append((res.image, f"{res.cls} p={res.prob:.2f}"))
     labelled_grid([row]).save(HERE / "classes.png")
     print(f"wrote {HERE / 'inversion.png'} and {HERE / 'classes.png'}")

@@ -3,12 +3,13 @@
     .venv/bin/python tests/bench/bench_insert.py [--threads 2]
 
 On a real grass field (Debian scratch, upscaled 3x to 1440x1080 so a 512 px selection fits with
-its context), for square selections of 128, 256 and 512 px: the wall time of a default
-`api.insert` of "hay" (no style, so no style learning), its ratio to 100 bare forward+backward
-passes of the backbone measured in the same run, prob_before/prob_after, and for both blends
-(alpha, seamless) the seam contrast (gradient on the selection edge over that just outside;
-about 1 = invisible) and the class probability after blending; for 512 px also the optional
-second pass at twice the resolution (--refine).
+its context), for square selections of 128, 256 and 512 px: the wall time of a default insert
+of "hay" (`api.run(api.InsertRequest(...))` with no style, so no style learning; the backbone
+is loaded, and cached, before), its ratio to 100 bare forward+backward passes of the backbone
+measured in the same run, prob_before/prob_after, and for both blends (alpha, seamless) the
+seam contrast (gradient on the selection edge over that just outside; about 1 = invisible) and
+the class probability after blending; for 512 px also the optional second pass at twice the
+resolution (--refine).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,6 @@ from PIL import Image
 
 from stylefill import api
 from stylefill.backbones import load_backbone
-from stylefill.completion import InsertSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from debian_files import fetch  # noqa: E402
@@ -60,8 +59,8 @@ def main() -> None:
         variants = [("alpha", False), ("seamless", False)] + ([("seamless", True)] if side >= 512 else [])
         for blend, refine in variants:
             t0 = time.perf_counter()
-            res = api.insert(photo, mask, "hay", backbone=net,
-                             settings=replace(InsertSettings(), blend=blend, refine=refine))
+            res = api.run(api.InsertRequest(image=photo, selection=mask, cls="hay", blend=blend,
+                                            refine=refine, backbone=net.name))
             sec = time.perf_counter() - t0
             m = res.metrics
             label = blend + ("+refine" if refine else "")

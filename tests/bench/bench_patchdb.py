@@ -8,7 +8,7 @@ peak anonymous (non-reclaimable) memory of the process against the size of the a
 (the arrays are memory-mapped, so their pages are page cache the kernel can drop); the index
 kind; for the cells of four foolbox ImageNet samples, the search time per query and the
 recall@10 of the index against exact search over the memory-mapped features; and a default
-`invert` with the database beside one with the embedded default database.
+`recipes.invert` with the database beside one with the embedded default database.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ import argparse
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from stylefill import api, patchdb
-from stylefill.backbones import load_backbone
+from stylefill import patchdb
+from stylefill.backbones import Backbone, load_backbone
 from stylefill.images import load_image, load_tensor
+from stylefill.optvis import recipes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from debian_files import fetch_all  # noqa: E402
@@ -57,15 +59,16 @@ class AnonPeak:
         self._thread.join()
 
 
-def scales_for(photos: list[Path], size: int, pairs: int, cells: int) -> tuple[float, ...]:
-    """The fewest of SCALES (from 1 up) whose crops give at least `pairs` pairs."""
+def scales_for(photos: list[Path], size: int, pairs: int, cells: int) -> tuple[tuple[float, ...], int]:
+    """The fewest of SCALES (from 1 up) whose crops give at least `pairs` pairs, and the number
+    of crops they give."""
     images = [load_image(p) for p in photos]
-    total = 0
+    crops = 0
     for n, scale in enumerate(SCALES, 1):
-        total += sum(len(patchdb.network_crops(im, size, [scale], True)) for im in images) * cells
-        if total >= pairs:
-            return SCALES[:n]
-    raise SystemExit(f"only {total} pairs reachable with scales up to {SCALES[-1]}")
+        crops += sum(len(patchdb.network_crops(im, size, [scale], True)) for im in images)
+        if crops * cells >= pairs:
+            return SCALES[:n], crops
+    raise SystemExit(f"only {crops * cells} pairs reachable with scales up to {SCALES[-1]}")
 
 
 def exact_top(db: patchdb.PatchDB, queries: np.ndarray, k: int) -> np.ndarray:
@@ -82,6 +85,59 @@ def exact_top(db: patchdb.PatchDB, queries: np.ndarray, k: int) -> np.ndarray:
     return best_i
 
 
+def build_timed(net: Backbone, name: str, pairs: int) -> tuple[patchdb.PatchDB, float, AnonPeak]:
+    """Build the database from the scratch photos; it, the build time and its memory peak."""
+    photos = sorted(fetch_all("scratch").rglob("*.jpg"))
+    cells = net.map_size(net.input_size) ** 2
+    scales, crops = scales_for(photos, net.input_size, pairs, cells)
+    print(f"{len(photos)} photos, scales {scales}, flips, patches stored at 32 px")
+    with AnonPeak() as mem, tqdm(desc="build", unit="crop", total=crops) as bar:
+        def progress(fraction: float, _stage: str, _preview: object) -> None:
+            bar.update(round(fraction * crops) - bar.n)
+
+        t0 = time.perf_counter()
+        db = patchdb.build(photos, net, name, scales=scales, patch_px=32, progress=progress)
+        build_s = time.perf_counter() - t0
+    return db, build_s, mem
+
+
+@dataclass
+class Search:
+    """Search and inversion with the database, beside the embedded default database."""
+
+    sample: Path            # the photo inverted
+    cells: int              # queries (pool5 cells of the samples)
+    per_query_ms: float
+    recall: float           # recall@10 against exact search
+    big: recipes.InversionResult
+    small: recipes.InversionResult
+    peak_kb: int            # anonymous memory peak to load, search, check and invert
+
+
+def search_and_invert(net: Backbone, name: str) -> Search:
+    """For the cells of four foolbox ImageNet samples: the index's search time and recall@10
+    against exact search; a default `recipes.invert` of the first sample with the database and
+    with the default one."""
+    import foolbox
+
+    data = Path(foolbox.__file__).parent / "data"
+    samples = sorted(data.glob("imagenet_*.jpg"))[:4]
+    with torch.no_grad():
+        maps = [net(load_tensor(p, net.input_size)).pool5[0] for p in samples]
+    feats = np.concatenate([m.permute(1, 2, 0).reshape(-1, m.shape[0]).numpy() for m in maps])
+    with AnonPeak() as mem:
+        loaded = patchdb.load(net.name, name)
+        t0 = time.perf_counter()
+        found = loaded.search(feats, 10)
+        per_query_ms = (time.perf_counter() - t0) / len(feats) * 1000
+        exact = exact_top(loaded, feats, 10)
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact, strict=True)])
+        x = load_tensor(samples[0], net.input_size)
+        big = recipes.invert(net, x, db=loaded)
+    small = recipes.invert(net, x, db=patchdb.default_db(net))
+    return Search(samples[0], len(feats), per_query_ms, float(recall), big, small, mem.peak_kb)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=1_000_000)
@@ -96,39 +152,10 @@ def main() -> None:
     if args.reuse:
         db, build_s, mem = patchdb.load(net.name, args.name), None, None
     else:
-        photos = sorted(fetch_all("scratch").rglob("*.jpg"))
-        cells = net.map_size(net.input_size) ** 2
-        scales = scales_for(photos, net.input_size, args.pairs, cells)
-        print(f"{len(photos)} photos, scales {scales}, flips, patches stored at 32 px")
-        with AnonPeak() as mem, tqdm(desc="build", unit="crop") as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            t0 = time.perf_counter()
-            db = patchdb.build(photos, net, args.name, scales=scales, patch_px=32,
-                               progress=progress)
-            build_s = time.perf_counter() - t0
+        db, build_s, mem = build_timed(net, args.name, args.pairs)
     disk = sum(f.stat().st_size for f in db.path.iterdir())
     arrays = sum((db.path / f).stat().st_size for f in ("features.npy", "patches.npy"))
-
-    import foolbox
-
-    data = Path(foolbox.__file__).parent / "data"
-    samples = sorted(data.glob("imagenet_*.jpg"))[:4]
-    with torch.no_grad():
-        maps = [net(load_tensor(p, net.input_size)).pool5[0] for p in samples]
-    feats = np.concatenate([m.permute(1, 2, 0).reshape(-1, m.shape[0]).numpy() for m in maps])
-    with AnonPeak() as search_mem:
-        loaded = patchdb.load(net.name, args.name)
-        t0 = time.perf_counter()
-        found = loaded.search(feats, 10)
-        per_query_ms = (time.perf_counter() - t0) / len(feats) * 1000
-        exact = exact_top(loaded, feats, 10)
-        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact, strict=True)])
-        x = load_tensor(samples[0], net.input_size)
-        big = api.invert(x, net, db=loaded)
-    small = api.invert(x, net, db=patchdb.default_db(net))
+    found = search_and_invert(net, args.name)
 
     gib = 1024 ** 3
     print(f"pairs {len(db):,} from {db.meta['crops']:,} crops, index {db.meta['index']}")
@@ -138,12 +165,12 @@ def main() -> None:
               f"peak anonymous memory {mem.peak_kb / 1024 ** 2:.2f} GiB "
               f"({mem.peak_kb * 1024 / arrays:.2f}x the arrays)")
     print(f"peak anonymous memory to load, search, check against exact search and invert: "
-          f"{search_mem.peak_kb / 1024 ** 2:.2f} GiB ({search_mem.peak_kb * 1024 / arrays:.2f}x)")
-    print(f"search {per_query_ms:.2f} ms per cell, recall@10 vs exact {recall:.3f} "
-          f"({len(feats)} cells of 4 foolbox samples)")
-    print(f"invert {samples[0].name}: relative_l2 {big.relative_l2:.3f} with {len(db):,} pairs "
-          f"({big.seconds:.1f} s) vs {small.relative_l2:.3f} with the default database "
-          f"({small.seconds:.1f} s)")
+          f"{found.peak_kb / 1024 ** 2:.2f} GiB ({found.peak_kb * 1024 / arrays:.2f}x)")
+    print(f"search {found.per_query_ms:.2f} ms per cell, recall@10 vs exact {found.recall:.3f} "
+          f"({found.cells} cells of 4 foolbox samples)")
+    print(f"invert {found.sample.name}: relative_l2 {found.big.relative_l2:.3f} with {len(db):,} "
+          f"pairs ({found.big.seconds:.1f} s) vs {found.small.relative_l2:.3f} with the default "
+          f"database ({found.small.seconds:.1f} s)")
 
 
 if __name__ == "__main__":

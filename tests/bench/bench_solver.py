@@ -5,7 +5,8 @@
 Prints: one bare network forward+backward w.r.t. the image; one solver iteration of the
 default inversion with the patch prior (its solver loop time / iterations, so the matching step
 every N steps is amortised), and their ratio (target <= 1.5); then the total time of the
-default `invert` and `visualize` at 224 px (model and database loading excluded).
+default `recipes.invert` and `recipes.visualize` at 224 px (model and database loading
+excluded).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import time
 
 import torch
 
-from stylefill import api, patchdb
+from stylefill import patchdb
 from stylefill.backbones import load_backbone
+from stylefill.classes import resolve_class
 from stylefill.images import fit_square, to_tensor
+from stylefill.optvis import recipes
 from stylefill.sample_photos import packaged_photos
 
 
@@ -40,11 +43,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     net = load_backbone(args.backbone)
     db = patchdb.default_db(net)
     photo = to_tensor(fit_square(packaged_photos()["skimage:chelsea"], net.input_size))
-    settings = api.InversionSettings()
+    settings = recipes.InversionSettings()
 
     def fwd_bwd() -> None:
         x = photo.clone().requires_grad_(True)
@@ -53,11 +55,12 @@ def main() -> None:
     bare = timed(fwd_bwd, args.reps)
 
     t0 = time.perf_counter()
-    inv = api.invert(photo, net, db=db)
+    inv = recipes.invert(net, photo, db=db)
     t_invert = time.perf_counter() - t0
     per_iter = inv.seconds / settings.iters  # the solver loop only, prior matching included
+    ladybug, _ = resolve_class("ladybug", net.categories)
     t0 = time.perf_counter()
-    vis = api.visualize("ladybug", net)
+    vis = recipes.visualize(net, ladybug)
     t_vis = time.perf_counter() - t0
 
     print(f"backbone {net.name}, {torch.get_num_threads()} threads, input {net.input_size} px")
@@ -67,7 +70,7 @@ def main() -> None:
     print(f"ratio iteration / fwd+bwd      {per_iter / bare:8.2f}     (target <= 1.5)")
     print(f"default invert ({settings.iters} it)      {t_invert:8.1f} s   relative_l2 "
           f"{inv.relative_l2:.3f} (chelsea, a photo of the default database)")
-    print(f"default visualize ({api.VisualizationSettings().iters} it)   {t_vis:8.1f} s   "
+    print(f"default visualize ({recipes.VisualizationSettings().iters} it)   {t_vis:8.1f} s   "
           f"ladybug p={vis.prob:.3f}")
 
 

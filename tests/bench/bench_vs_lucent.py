@@ -4,15 +4,17 @@
         [--threads 1] [--lucent-size 224]
 
 Both sides maximise the same pre-softmax class logit of the same network (EfficientNet-Lite0,
-with its own (255x - 127) / 128 input scaling) for the same number of Adam steps, from
-torch.manual_seed(0). Stylefill runs `api.visualize` with its default settings; Lucent runs
-`render.render_vis` with its defaults (Fourier-decorrelated image, lr 0.05 Adam, standard
-transforms), except a 224 px image (--lucent-size; its default is 128) and preprocess=False (the
-wrapper applies the network's own scaling instead of torchvision's ImageNet normalisation).
+with its own (255x - 127) / 128 input scaling) for the same number of Adam steps. Stylefill
+runs `recipes.visualize` with its default settings and seed 0 (its own seeded generators);
+Lucent runs `render.render_vis` from torch.manual_seed(0) with its defaults (Fourier-decorrelated
+image, lr 0.05 Adam, standard transforms), except a 224 px image (--lucent-size; its default is
+128) and preprocess=False (the wrapper applies the network's own scaling instead of
+torchvision's ImageNet normalisation).
 
 Prints each side's wall time and time per step, the ratio ours / Lucent (target <= 0.7), and
 each result's class probability clean, after a 1 px Gaussian blur and after a 2x down-up
-resample, both judged by the same `api.robustness`. --out saves both images side by side.
+resample, both judged by the same `classification.robustness`. --out saves both images side by
+side.
 
 Both sides run on one CPU thread by default: on this 2-core machine, two OpenMP threads slow
 EfficientNet's many small ops ~50x as soon as any other process holds a core (--threads 0
@@ -31,10 +33,11 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from stylefill import api
-from stylefill.backbones import load_backbone
+from stylefill.backbones import Backbone, load_backbone
 from stylefill.classes import resolve_class
+from stylefill.classification import robustness
 from stylefill.images import to_pil
+from stylefill.optvis import recipes
 
 TARGET_RATIO = 0.7
 
@@ -91,7 +94,7 @@ def side_by_side(images: list[tuple[str, torch.Tensor]], path: str) -> None:
     sheet.save(path)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cls", default="ladybug", help="class name or index (default ladybug)")
     ap.add_argument("--steps", type=int, default=256, help="optimisation steps, both sides")
@@ -100,7 +103,42 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="save both images side by side to this PNG")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads for both sides (0: torch's default)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def run_ours(net: Backbone, index: int, steps: int) -> tuple[recipes.VisualizationResult, float]:
+    """Stylefill's default class visualisation for `steps` steps, and its wall time."""
+    t0 = time.perf_counter()
+    ours = recipes.visualize(net, index, seed=0,
+                             settings=replace(recipes.VisualizationSettings(), iters=steps))
+    return ours, time.perf_counter() - t0
+
+
+def print_table(args: argparse.Namespace, net: Backbone, index: int, name: str,
+                rows: list[tuple[str, float, torch.Tensor, dict[str, float]]]) -> None:
+    """The settings of both sides, then per side: wall time, time per step, image size and the
+    class probability clean, blurred and resampled."""
+    s = recipes.VisualizationSettings()
+    print(f"class {name} ({index}), {args.steps} steps, backbone {net.name}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"  stylefill: recipes.visualize defaults: {s.param} param, {net.input_size} px, "
+          f"lr {s.lr}, robust transforms {s.robust}, tv {s.tv}, alpha {s.alpha}, "
+          f"patch {s.patch}, seed 0")
+    print(f"  lucent {version('torch-lucent')}: render_vis defaults (param.image fft + "
+          f"decorrelate, Adam lr 5e-2, standard_transforms) but param.image({args.lucent_size}), "
+          f"preprocess=False, objective channel('net__fc', {index}) = class logit")
+    print(f"{'':10}{'wall s':>9}{'ms/step':>10}{'image':>10}{'clean':>9}{'blur':>9}"
+          f"{'resample':>10}")
+    for label, t, img, rob in rows:
+        size = "x".join(str(d) for d in img.shape[-2:])
+        if label == "lucent" and args.lucent_size != img.shape[-1]:
+            size = f"{args.lucent_size}->{img.shape[-1]}"
+        print(f"{label:10}{t:9.1f}{t / args.steps * 1000:10.1f}{size:>10}{rob['clean']:9.4f}"
+              f"{rob['blur']:9.4f}{rob['resample']:10.4f}")
+
+
+def main() -> None:
+    args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -113,36 +151,13 @@ def main() -> None:
     x = torch.full((1, 3, net.input_size, net.input_size), 0.5, requires_grad=True)
     net(x).logits[0, index].backward()
 
-    torch.manual_seed(0)
-    t0 = time.perf_counter()
-    ours = api.visualize(args.cls, net, seed=0,
-                         settings=replace(api.VisualizationSettings(), iters=args.steps))
-    t_ours = time.perf_counter() - t0
-
+    ours, t_ours = run_ours(net, index, args.steps)
     lucent_image, t_lucent = run_lucent(lucent_model, index, args.steps, args.lucent_size)
     check_objective(lucent_model, lucent_image, index)
 
-    rob_ours = api.robustness(net, ours.image, index)
-    rob_lucent = api.robustness(net, lucent_image, index)
-
-    s = api.VisualizationSettings()
-    print(f"class {name} ({index}), {args.steps} steps, backbone {net.name}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"  stylefill: api.visualize defaults: {s.param} param, {net.input_size} px, "
-          f"lr {s.lr}, robust transforms {s.robust}, tv {s.tv}, alpha {s.alpha}, "
-          f"patch {s.patch}, seed 0")
-    print(f"  lucent {version('torch-lucent')}: render_vis defaults (param.image fft + "
-          f"decorrelate, Adam lr 5e-2, standard_transforms) but param.image({args.lucent_size}), "
-          f"preprocess=False, objective channel('net__fc', {index}) = class logit")
-    print(f"{'':10}{'wall s':>9}{'ms/step':>10}{'image':>10}{'clean':>9}{'blur':>9}"
-          f"{'resample':>10}")
-    for label, t, img, rob in (("stylefill", t_ours, ours.image, rob_ours),
-                               ("lucent", t_lucent, lucent_image, rob_lucent)):
-        size = "x".join(str(d) for d in img.shape[-2:])
-        if label == "lucent" and args.lucent_size != img.shape[-1]:
-            size = f"{args.lucent_size}->{img.shape[-1]}"
-        print(f"{label:10}{t:9.1f}{t / args.steps * 1000:10.1f}{size:>10}{rob['clean']:9.4f}"
-              f"{rob['blur']:9.4f}{rob['resample']:10.4f}")
+    print_table(args, net, index, name, [
+        ("stylefill", t_ours, ours.image, robustness(net, ours.image, index)),
+        ("lucent", t_lucent, lucent_image, robustness(net, lucent_image, index))])
     ratio = t_ours / t_lucent
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
     print(f"time ratio stylefill / lucent {ratio:.2f}  (target <= {TARGET_RATIO}: {verdict})")
