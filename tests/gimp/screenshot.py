@@ -46,7 +46,7 @@ image.clean_all()
 """
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-o", "--output", default=str(REPO / "out" / "gimp-stylefill.png"))
     parser.add_argument("--command", default="insert", choices=["insert", "visualize"])
@@ -58,8 +58,51 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=0,
                         help="solver iterations (default: the engine's, Auto in the dialog)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def save_photo(args: argparse.Namespace, photos: Path) -> None:
+    """The photo to open in GIMP, as photos/<name>.png (args.photo becomes its name)."""
+    import skimage.data
+    from PIL import Image
+
+    photos.mkdir()
+    if args.photo == "grass-field" and not args.photo_file:
+        sys.path.insert(0, str(REPO / "tests" / "data"))
+        from debian_files import fetch
+
+        args.photo_file = str(fetch("scratch") / "Sports" / "playing-field.jpg")
+    if args.photo_file:
+        args.photo = Path(args.photo_file).stem
+        Image.open(args.photo_file).convert("RGB").save(photos / f"{args.photo}.png")
+    else:
+        Image.fromarray(getattr(skimage.data, args.photo)()).save(photos / f"{args.photo}.png")
+
+
+def shoot(session: GuiSession, work: Path, output: Path) -> None:
+    """Wait for the result, fit the image, open Filters > Stylefill and take the screenshot."""
+    session.wait_file(work / "shot-ready", timeout=900)
+    window = session.window(r"layers\).* GIMP$")
+    session.xdotool("windowmove", window, "0", "0")
+    session.xdotool("windowsize", "--sync", window, "1100", "720")
+    time.sleep(1.5)
+    session.key(window, "shift+ctrl+j")  # View > Zoom > Fit image in window
+    time.sleep(1.0)
+    # Open Filters (mnemonic r); Up wraps to its last entry, the Stylefill submenu.
+    session.key(window, "alt+r")
+    time.sleep(0.8)
+    session.xdotool("key", "Up")
+    time.sleep(0.3)
+    session.xdotool("key", "Right")
+    time.sleep(1.0)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    session.screenshot(output)
+    (work / "shot-done").touch()
+    session.xdotool("key", "Escape", "Escape", "Escape")
+
+
+def main() -> int:
+    args = parse_args()
     build = subprocess.run(["bash", str(ROOTFS_SH), "build"], capture_output=True, text=True)
     if build.returncode != 0:
         print(build.stderr, file=sys.stderr)
@@ -72,21 +115,7 @@ def main() -> int:
     subprocess.run(["mount", "--bind", str(work), str(inside)], check=True)
     engine = session = None
     try:
-        import skimage.data
-        from PIL import Image
-
-        (work / "photos").mkdir()
-        if args.photo == "grass-field" and not args.photo_file:
-            sys.path.insert(0, str(REPO / "tests" / "data"))
-            from debian_files import fetch
-
-            args.photo_file = str(fetch("scratch") / "Sports" / "playing-field.jpg")
-        if args.photo_file:
-            args.photo = Path(args.photo_file).stem
-            Image.open(args.photo_file).convert("RGB").save(work / "photos" / f"{args.photo}.png")
-        else:
-            Image.fromarray(getattr(skimage.data, args.photo)()).save(
-                work / "photos" / f"{args.photo}.png")
+        save_photo(args, work / "photos")
         engine = start_engine(work)
         profile = work / "gimp-profile"
         subprocess.run([sys.executable, str(REPO / "install" / "gimp_plugin.py"), "install",
@@ -99,27 +128,9 @@ def main() -> int:
                                   command=args.command, cls=args.cls, seed=args.seed,
                                   iters=f', iterations="custom", custom_iterations={args.iterations}'
                                   if args.iterations else ""))
-        session.wait_file(work / "shot-ready", timeout=900)
-        window = session.window(r"layers\).* GIMP$")
-        session.xdotool("windowmove", window, "0", "0")
-        session.xdotool("windowsize", "--sync", window, "1100", "720")
-        time.sleep(1.5)
-        session.key(window, "shift+ctrl+j")  # View > Zoom > Fit image in window
-        time.sleep(1.0)
-        # Open Filters (mnemonic r); Up wraps to its last entry, the Stylefill submenu.
-        session.key(window, "alt+r")
-        time.sleep(0.8)
-        session.xdotool("key", "Up")
-        time.sleep(0.3)
-        session.xdotool("key", "Right")
-        time.sleep(1.0)
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        session.screenshot(out)
-        (work / "shot-done").touch()
-        session.xdotool("key", "Escape", "Escape", "Escape")
+        shoot(session, work, Path(args.output))
         session.finish(timeout=120)
-        print(out)
+        print(args.output)
     finally:
         if session is not None:
             session.close()
