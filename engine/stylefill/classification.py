@@ -68,12 +68,18 @@ def suggest(image: Image.Image, mask: np.ndarray, backbone: Backbone, top: int =
     return _top(backbone, probs, top)
 
 
-def selection_class(image: Image.Image, mask: np.ndarray, backbone: Backbone) -> int:
-    """Top-1 class of what is inside the selection (its bounding box, a little context)."""
+def inside_selection(image: Image.Image, mask: np.ndarray, backbone: Backbone,
+                     top: int = 5) -> list[Prediction]:
+    """What the selection holds: the top classes of its bounding box with a little context
+    (the object to modify), best first."""
     rgb = np.asarray(image.convert("RGB"))
     box = context_box(selection_box(mask), rgb.shape[1], rgb.shape[0], 1.15, 16)
-    view = rgb_tensor(resize_square(crop(rgb, box), backbone.input_size))
-    return predict(backbone, view, 1)[0].index
+    return predict(backbone, rgb_tensor(resize_square(crop(rgb, box), backbone.input_size)), top)
+
+
+def selection_class(image: Image.Image, mask: np.ndarray, backbone: Backbone) -> int:
+    """The class of what is inside the selection (modify's default)."""
+    return inside_selection(image, mask, backbone, 1)[0].index
 
 
 def robustness(backbone: Backbone, image: torch.Tensor, index: int) -> dict[str, float]:

@@ -335,8 +335,11 @@ class Client:
         return self.request("GET", "/v1/backbones")
 
     def suggest(self, image_png: bytes, mask_png: bytes | None = None, rect=None, top: int = 5,
-                backbone: str | None = None) -> list[dict]:
+                backbone: str | None = None, look: str = "around") -> list[dict]:
+        """Classes for the selection: what fits `around` it, or what it holds (`inside`)."""
         body: dict = {"image": b64(image_png), "top": int(top)}
+        if look != "around":
+            body["look"] = look
         if mask_png is not None:
             body["mask"] = b64(mask_png)
         if rect is not None:
@@ -456,12 +459,14 @@ class Session:
         return self.client
 
     def suggest(self, image_png: bytes, mask_png: bytes, top: int = 5,
-                backbone: str | None = None, progress=None) -> list[dict]:
+                backbone: str | None = None, progress=None, look: str = "around") -> list[dict]:
         """The engine's best `top` classes for the region; asked again only for more of them."""
-        key = (hashlib.sha256(image_png).digest(), hashlib.sha256(mask_png).digest(), backbone)
+        key = (hashlib.sha256(image_png).digest(), hashlib.sha256(mask_png).digest(), backbone,
+               look)
         asked, found = self._suggested.get(key, (0, []))
         if asked < top:
-            found = self.connect(progress).suggest(image_png, mask_png, top=top, backbone=backbone)
+            found = self.connect(progress).suggest(image_png, mask_png, top=top, backbone=backbone,
+                                                   look=look)
             self._suggested[key] = (top, found)
         return found[:top]
 

@@ -65,7 +65,7 @@ def _item(dialog, arg):
 
 
 def _suggestion_buttons(config, suggestions):
-    frame = Gtk.Frame(label="Suggested for the selection (click to use)")
+    frame = Gtk.Frame(label="Classes for the selection (click to use)")
     flow = Gtk.FlowBox()
     flow.set_selection_mode(Gtk.SelectionMode.NONE)
     flow.set_max_children_per_line(3)

@@ -410,8 +410,10 @@ class Call:
         return (drawable, crop, *encode_region(self.image, drawable, crop))
 
     def suggest(self, image_png, mask_png, top):
+        """Classes for the selection: for Modify what it holds, else what fits around it."""
+        look = "inside" if self.spec.name == "modify" else "around"
         return self.session.suggest(image_png, mask_png, top=top, backbone=self.value("backbone"),
-                                    progress=self.progress)
+                                    progress=self.progress, look=look)
 
     def job(self, kind, params, **payload):
         return self.session.run_job(kind, params, self.progress, self.value("time-limit"),
@@ -559,7 +561,7 @@ PROCEDURES = [
                 param="style", convert=int),
          ClassName("Class of the selected object; empty: what the network sees there"),
          *common()],
-        [LAYER], extras=("styles",)),
+        [LAYER], extras=("suggestions", "styles")),
     Procedure(
         "visualize", "_Visualize class...",
         "What the network has learned about a class, as a new layer or image",
@@ -636,9 +638,12 @@ def interactive(procedure, call):
             call.session.connect(progress)
             if "suggestions" in call.spec.extras and call.image is not None \
                     and len(call.drawables) == 1 and selection_box(call.image) is not None:
-                progress(0.5, "suggestions for the selection")
+                progress(0.5, "classes for the selection")
                 _drawable, _crop, image_png, mask_png = call.region()
                 suggestions = call.suggest(image_png, mask_png, 6)
+                if suggestions and not (call.config.get_property("class-name") or "").strip():
+                    # The dialog shows the class the run would take, never an empty field.
+                    call.config.set_property("class-name", str(suggestions[0].get("class")))
         except (sf.EngineError, UserError) as exc:
             note = f"No suggestions: {exc}" if call.session.client is not None else str(exc)
         finally:

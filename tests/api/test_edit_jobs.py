@@ -123,6 +123,19 @@ def test_suggest_with_a_rect_and_with_a_mask(client, field, backbone):
         assert {s["class"] for s in got} & {s["class"] for s in found}  # the same context
 
 
+def test_suggest_inside_says_what_the_selection_holds(client, coffee):
+    """look=inside: the classes of the selected object (modify's default class), not of what
+    would fit around it."""
+    r = client.post("/v1/suggest", json={"image": b64_png(coffee), "rect": list(CUP), "top": 3,
+                                         "look": "inside"})
+    assert r.status_code == 200, r.text
+    classes = [s["class"] for s in r.json()["suggestions"]]
+    assert classes[0] in {"espresso", "cup", "coffee mug"}, classes
+    r = client.post("/v1/suggest", json={"image": b64_png(coffee), "rect": list(CUP),
+                                         "look": "under"})
+    assert r.status_code == 422 and "look" in r.json()["detail"]
+
+
 def test_insert_job_reports_progress_preview_and_places_the_layer(client, field):
     oval = ellipse(field.size, (150, 180, 150, 120))
     job = submit(client, {"kind": "insert", "image": b64_png(field), "mask": mask_png(oval),

@@ -104,9 +104,9 @@ image.clean_all()
 
 def test_interactive_insert_reuses_the_dialogs_session_and_suggestions(gui, counted,
                                                                        installed: Path):
-    """The dialog reaches the engine and shows suggestions; OK with the class left empty runs
-    the job on the same connection with the dialog's best suggestion: one health check and
-    one suggest call for the whole insert."""
+    """The dialog reaches the engine, shows suggestions and fills the empty class with the best
+    one (no empty field that means "automatic"); OK runs the job on the same connection with
+    it: one health check and one suggest call for the whole insert."""
     proxy, env = counted
     # An interactive run starts from the last values GIMP kept; this test's are the call's.
     settings = installed / "plug-in-settings"

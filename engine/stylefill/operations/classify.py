@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from .. import classification
@@ -20,10 +22,14 @@ class ClassifyRequest(Request):
 
 
 class SuggestRequest(Request):
-    """Classes that fit the selection, judged from its surroundings."""
+    """Classes for a selection: what fits there, judged from its surroundings (to insert), or
+    what it holds (to modify)."""
 
     image: Photo
     selection: Selection
+    look: Literal["around", "inside"] = Field(
+        "around", description="around: classes that fit the selection's surroundings (its "
+        "content left out); inside: what the selection holds (modify's default class)")
     top: int = Field(5, ge=1, le=1000, description="how many classes")
     backbone: BackboneName = backbone_field()
 
@@ -41,7 +47,8 @@ def classify(req: ClassifyRequest, progress: Progress | None, cancel: Cancel | N
 
 def suggest(req: SuggestRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
-    found = classification.suggest(req.image, req.selection, net, req.top)
+    how = classification.suggest if req.look == "around" else classification.inside_selection
+    found = how(req.image, req.selection, net, req.top)
     return Outcome({"backbone": net.name, "suggestions": [p.as_json() for p in found]},
                    summary=_listing(found))
 
