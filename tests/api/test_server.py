@@ -83,7 +83,7 @@ def test_openapi_schema_lists_the_protocol(engine):
     r = httpx.get(f"{engine.url}/openapi.json")
     assert r.status_code == 200
     schema = r.json()
-    assert {"/v1/health", "/v1/backbones", "/v1/suggest", "/v1/styles/{cls}",
+    assert {"/v1/health", "/v1/backbones", "/v1/suggest", "/v1/classify", "/v1/styles/{cls}",
             "/v1/styles/{cls}/{style_id}/preview.png", "/v1/jobs", "/v1/jobs/{job_id}",
             "/v1/jobs/{job_id}/preview.png", "/v1/jobs/{job_id}/cancel",
             "/v1/jobs/{job_id}/result"} == set(schema["paths"])
@@ -261,8 +261,10 @@ def test_learn_styles_job_then_list_and_preview(client, tmp_path):
     assert listing["class"] == "tabby" and [s["id"] for s in listing["styles"]] == [0]
     assert listing["source"] == f"folder:{folder.resolve()}"
 
+    assert listing["dropped"] == [] and listing["seconds"] > 0
     r = client.get("/v1/styles/tabby")
-    assert r.status_code == 200 and r.json() == listing
+    assert r.status_code == 200
+    assert r.json() == {k: v for k, v in listing.items() if k not in ("dropped", "seconds")}
     r = client.get("/v1/styles/281/0/preview.png")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(r.content)).size == (224, 224)
@@ -316,7 +318,7 @@ PHOTO = noise()
      "visualize takes no 'image'"),
     ({"kind": "invert", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8]}, 400,
      "invert works on the whole image"),
-    ({"kind": "paint", "params": {}}, 422, "kind: Input should be 'insert'"),
+    ({"kind": "paint", "params": {}}, 422, "kind: Input should be 'invert', 'invert_code'"),
 ])
 def test_bad_job_requests_get_4xx_with_a_clear_message(client, body, status, phrase):
     r = client.post("/v1/jobs", json=body)
