@@ -32,7 +32,7 @@ PACKAGES = {
 }
 
 # Scenes 43-52 of the 61 backgrounds in name order (pool ... the-movies-inside), a block fixed
-# before any inversion ran on them: the fresh photos of Table 1's check (test_inversion.py).
+# before any inversion ran on them: the fresh photos of Table 1's check (tests/optvis/test_recipes.py).
 FRESH_SCENES = PACKAGES["scratch"][1][2:]
 
 
