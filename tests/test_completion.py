@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylefill import styles
 from stylefill.cli import main
 from stylefill.completion import InsertSettings, fill_selection
 from stylefill.errors import Cancelled, InputError
@@ -30,11 +29,6 @@ def _rect_mask(photo: Image.Image, rect) -> np.ndarray:
     return mask
 
 
-@pytest.fixture(scope="session")
-def hay_styles(backbone, models_root):
-    return styles.learn("hay", backbone, data_free=True, root=models_root)
-
-
 def test_suggest_lists_grassland_objects(backbone, grass_field):
     photo = Image.open(grass_field).convert("RGB")
     found = run(SuggestRequest(image=photo, selection=_rect_mask(photo, RECT))).metrics["suggestions"]
@@ -42,7 +36,9 @@ def test_suggest_lists_grassland_objects(backbone, grass_field):
     assert {p["class"] for p in found} & GRASSLAND, [p["class"] for p in found]
 
 
-def test_insert_hay_in_two_styles(backbone, grass_field, hay_styles, models_root, monkeypatch):
+def test_insert_in_two_styles(backbone, grass_field, ladybug_styles, models_root, monkeypatch):
+    """A ladybug on the held-out grass field in two of its data-free styles (the session's
+    ladybug styles: one data-free learning serves every test)."""
     monkeypatch.setenv("STYLEFILL_MODELS", str(models_root))
     photo = Image.open(grass_field).convert("RGB")
     mask = _rect_mask(photo, RECT)
@@ -50,7 +46,7 @@ def test_insert_hay_in_two_styles(backbone, grass_field, hay_styles, models_root
     fills = []
     for style in (0, 1):
         stages = []
-        res = run(InsertRequest(image=photo, selection=mask, cls="hay", style=style),
+        res = run(InsertRequest(image=photo, selection=mask, cls="ladybug", style=style),
                   progress=lambda f, s, p, stages=stages: stages.append((f, s)))
         m = res.metrics
         assert m["prob_before"] < 0.1 and m["prob_after"] >= 0.5, m
@@ -85,16 +81,17 @@ def test_insert_respects_any_selection_shape_and_size(backbone):
         assert alpha[~inside].max() == 0 and alpha[inside].max() == 255
 
 
-def test_modify_restyles_an_inserted_object(backbone, grass_field, hay_styles, models_root,
+def test_modify_restyles_an_inserted_object(backbone, grass_field, ladybug_styles, models_root,
                                             monkeypatch):
-    """Insert hay in style 0, then restyle it to style 1; the class comes from the selection."""
+    """Insert a ladybug in style 0, then restyle it to style 1; the class comes from the
+    selection."""
     monkeypatch.setenv("STYLEFILL_MODELS", str(models_root))
     photo = Image.open(grass_field).convert("RGB")
     mask = _rect_mask(photo, RECT)
-    inserted = run(InsertRequest(image=photo, selection=mask, cls="hay", style=0, iters=60)).image
+    inserted = run(InsertRequest(image=photo, selection=mask, cls="ladybug", style=0, iters=60)).image
     res = run(ModifyRequest(image=inserted, selection=mask, style=1, iters=60))
     m = res.metrics
-    assert m["class"] == "hay" and m["outside_changed_pixels"] == 0 and m["prob_after"] >= 0.5, m
+    assert m["class"] == "ladybug" and m["outside_changed_pixels"] == 0 and m["prob_after"] >= 0.5, m
     changed = np.abs(np.asarray(res.image, float) - np.asarray(inserted, float))[mask].mean()
     assert 1 < changed < 60, changed  # restyled, not replaced
 
