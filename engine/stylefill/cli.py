@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from . import __version__, patchdb, styles
 from .backbones import BACKBONES, DEFAULT_BACKBONE, use_weights
+from .backbones import info as backbone_info
 from .config import DEFAULT_PORT
 from .errors import Cancelled, InputError, StylefillError
 from .images import load_image, save_image, selection_mask
@@ -245,6 +246,14 @@ def cmd_patchdb_list(args: argparse.Namespace) -> dict:
     return {"databases": dbs}
 
 
+def cmd_backbones(args: argparse.Namespace) -> dict:
+    found = [backbone_info(name) for name in BACKBONES]
+    for b in found:
+        weights = "weights on disk" if b["weights_available"] else "weights downloaded on first use"
+        print(f"{b['name']:20s} {b['input_size']} px, {weights}\n  layers: {', '.join(b['layers'])}")
+    return {"default": DEFAULT_BACKBONE, "backbones": found}
+
+
 def cmd_serve(args: argparse.Namespace) -> dict:
     from .server import serve  # the web stack only when serving
 
@@ -279,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("cls", metavar="CLASS", nargs="?")
     ls = _listing_parser(groups["patchdb"], "list", "list databases", cmd_patchdb_list)
     ls.add_argument("--all", action="store_true", help="all backbones")
+    p = sub.add_parser("backbones", help="the networks, their input size and layers")
+    p.add_argument("--json", metavar="PATH", help="write the list as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="(nothing to hide: no progress)")
+    p.set_defaults(func=cmd_backbones)
     p = sub.add_parser("serve", help="run the HTTP engine the GIMP plug-in talks to")
     p.add_argument("--host", help="address to bind (default 127.0.0.1; others print a warning)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; "

@@ -92,6 +92,7 @@ class BackboneInfo(BaseModel):
     name: str
     input_size: int
     weights_available: bool
+    layers: list[str] = Field(description="what `invert --layer` takes, shallow to deep")
 
 
 class Backbones(BaseModel):

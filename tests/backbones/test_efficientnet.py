@@ -134,3 +134,21 @@ def test_unknown_backbone():
 
 def test_load_backbone_is_cached(backbone):
     assert load_backbone() is backbone
+
+
+def test_named_stages_are_tapped_without_changing_the_pass(backbone, photo):
+    """Tapping layers returns the blocks at strides 4, 8, 16 and 32 and leaves pool5 exactly
+    as the package's own extract_features makes it."""
+    assert backbone.stages == ("block2", "block4", "block10", "block15")
+    assert backbone.layers[-4:] == ("block15", "pool5", "fc7", "logits")
+    with torch.no_grad():
+        out = backbone(photo, taps=backbone.stages)
+        plain = backbone.net.extract_features(backbone.normalize(photo))
+    assert torch.equal(out.pool5, plain)
+    shapes = {name: tuple(out.layer(name).shape) for name in backbone.stages}
+    assert shapes == {"block2": (1, 24, 56, 56), "block4": (1, 40, 28, 28),
+                      "block10": (1, 112, 14, 14), "block15": (1, 320, 7, 7)}
+    with pytest.raises(InputError, match="block99.*choose one of: block2, block4"):
+        backbone(photo, taps=("block99",))
+    with pytest.raises(KeyError, match="not tapped"):
+        backbone(photo).layer("block4")

@@ -58,6 +58,25 @@ def test_layer_shapes(built):
     assert not backbone.training
 
 
+STAGES = {
+    "alexnet": ("conv1", "conv2", "conv3", "conv4", "conv5"),
+    "vgg16": ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
+              "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"),
+}
+
+
+def test_stages_are_the_papers_conv_layers(built):
+    backbone, _, _ = built
+    assert backbone.stages == STAGES[backbone.name]
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        out = backbone(x, taps=(backbone.stages[0], backbone.stages[-1]))
+        plain = backbone(x)
+    assert torch.equal(out.pool5, plain.pool5)
+    first, last = out.layer(backbone.stages[0]), out.layer(backbone.stages[-1])
+    assert (first >= 0).all() and first.shape[-1] > last.shape[-1] > out.pool5.shape[-1]
+
+
 def test_logits_match_torchvision(built):
     backbone, reference, _ = built
     x = torch.rand(1, 3, 224, 224)

@@ -70,7 +70,8 @@ def info(name: str) -> dict:
         available = packaged_weights().is_file()
     else:
         available = (weights_dir() / weights_spec(name).filename).is_file()
-    return {"name": name, "input_size": input_size(name), "weights_available": available}
+    return {"name": name, "input_size": input_size(name), "weights_available": available,
+            "layers": list(BACKBONES[name].layer_names())}
 
 
 __all__ = ["Backbone", "Masks", "Outputs", "BACKBONES", "DEFAULT_BACKBONE", "check_name",

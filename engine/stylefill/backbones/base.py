@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 
 @dataclass
 class Masks:
@@ -42,9 +44,9 @@ class Outputs:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def layer(self, name: str) -> torch.Tensor:
-        value = getattr(self, name, None)
-        if value is None:
-            raise KeyError(f"this backbone has no layer '{name}'")
+        value = self.extra.get(name) if name in self.extra else getattr(self, name, None)
+        if not isinstance(value, torch.Tensor):
+            raise KeyError(f"this backbone has no layer '{name}' (or it was not tapped)")
         return value
 
 
@@ -91,17 +93,50 @@ class Backbone(nn.Module, ABC):
         """RGB in [0, 1] -> the network's own input scaling."""
 
     @abstractmethod
-    def features(self, xn: torch.Tensor) -> torch.Tensor:
-        """Normalised input -> pool5 map (B, C, h, w), non-negative."""
+    def features(self, xn: torch.Tensor, taps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Normalised input -> pool5 map (B, C, h, w), non-negative; the stages named in `taps`
+        (its keys, from `stages`) get their outputs stored there on the way."""
+
+    @classmethod
+    @abstractmethod
+    def stage_names(cls) -> tuple[str, ...]:
+        """The named intermediate layers `features` can tap, shallow to deep (pool5 excluded);
+        known without loading the weights."""
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return self.stage_names()
 
     @abstractmethod
     def head(self, pool5: torch.Tensor, masks: Masks) -> Outputs:
         """pool5 (already m5-masked) -> fc6/fc7 (masked) and logits."""
 
-    def forward(self, x: torch.Tensor, masks: Masks | None = None) -> Outputs:
+    def forward(self, x: torch.Tensor, masks: Masks | None = None,
+                taps: tuple[str, ...] = ()) -> Outputs:
+        """Pool5, fc6/fc7 and logits of a batch, plus the named stages in `taps` (Outputs.extra)."""
         masks = masks or Masks()
-        pool5 = apply_m5(self.features(self.normalize(x)), masks.m5)
-        return self.head(pool5, masks)
+        tapped = dict.fromkeys(self.check_layers(taps))
+        pool5 = apply_m5(self.features(self.normalize(x), tapped if taps else None), masks.m5)
+        out = self.head(pool5, masks)
+        out.extra.update(tapped)
+        return out
+
+    @classmethod
+    def layer_names(cls) -> tuple[str, ...]:
+        """Every layer an objective can use, shallow to deep."""
+        return (*cls.stage_names(), "pool5", *cls.fc_layers, "logits")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return self.layer_names()
+
+    def check_layers(self, names) -> tuple[str, ...]:
+        """`names`, each a layer of this backbone; InputError listing the valid ones otherwise."""
+        for name in names:
+            if name not in self.layers:
+                raise InputError(f"{self.name} has no layer '{name}'; choose one of: "
+                                 f"{', '.join(self.layers)}")
+        return tuple(n for n in names if n in self.stages)
 
     @property
     def feature_channels(self) -> int:

@@ -50,8 +50,25 @@ class EfficientNetLite0(Backbone):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x * 255.0 - 127.0) / 128.0
 
-    def features(self, xn: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(xn)
+    # The last MBConv block at each resolution: strides 4, 8, 16 and 32 (320 channels, before
+    # the 1x1 head conv that makes pool5).
+    STAGES = {"block2": 2, "block4": 4, "block10": 10, "block15": 15}
+
+    @classmethod
+    def stage_names(cls) -> tuple[str, ...]:
+        return tuple(cls.STAGES)
+
+    def features(self, xn: torch.Tensor, taps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The package's extract_features (stem, blocks, head) with the named blocks tapped;
+        drop-connect is off as the module is in eval mode."""
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(xn)))
+        at = {i: name for name, i in self.STAGES.items() if taps and name in taps}
+        for i, block in enumerate(net._blocks):
+            x = block(x)
+            if i in at:
+                taps[at[i]] = x
+        return net._swish(net._bn1(net._conv_head(x)))
 
     def head(self, pool5: torch.Tensor, masks: Masks) -> Outputs:
         fc7 = apply_units(F.adaptive_avg_pool2d(pool5, 1).flatten(1), masks.m7)

@@ -8,6 +8,7 @@ Dropout layers are skipped: dropout ensembles are expressed by the m6/m7 masks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -67,8 +68,37 @@ class _TorchvisionBackbone(Backbone):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
-    def features(self, xn: torch.Tensor) -> torch.Tensor:
-        return self.net.features(xn)
+    @classmethod
+    def stage_names(cls) -> tuple[str, ...]:
+        return tuple(cls._stage_at().values())
+
+    @classmethod
+    @functools.cache
+    def _stage_at(cls) -> dict[int, str]:
+        """Index in `features` of each conv's ReLU -> its name: conv1..conv5 for AlexNet (the
+        paper's), conv<block>_<n> for VGG16 (blocks end at each max-pool). Read from the
+        architecture built on the meta device (no weights, no memory)."""
+        with torch.device("meta"):
+            features = cls.architecture().features
+        found, block, within, count = {}, 1, 0, 0
+        for i, module in enumerate(features):
+            if isinstance(module, nn.MaxPool2d):
+                block, within = block + 1, 0
+            elif isinstance(module, nn.ReLU):
+                within, count = within + 1, count + 1
+                found[i] = f"conv{count}" if cls.name == "alexnet" else f"conv{block}_{within}"
+        return found
+
+    def features(self, xn: torch.Tensor, taps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        if not taps:
+            return self.net.features(xn)
+        at = self._stage_at()
+        x = xn
+        for i, module in enumerate(self.net.features):
+            x = module(x)
+            if at.get(i) in taps:
+                taps[at[i]] = x
+        return x
 
     def head(self, pool5: torch.Tensor, masks: Masks) -> Outputs:
         flat = self.net.avgpool(pool5).flatten(1)

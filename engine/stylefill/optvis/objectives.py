@@ -37,39 +37,52 @@ class Prior(Protocol):
 
 
 class Objective:
+    """A loss of the render context. It carries what the render loop must do for it: the
+    priors whose discrete step it needs and the intermediate layers it reads (`layers`, tapped
+    in the forward pass)."""
+
     def __init__(self, fn: Callable[[Context], torch.Tensor], name: str,
-                 priors: Sequence[Prior] = ()):
+                 priors: Sequence[Prior] = (), layers: Sequence[str] = ()):
         self.fn = fn
         self.name = name
         self.priors = tuple(priors)
+        self.layers = tuple(layers)
 
     def __call__(self, ctx: Context) -> torch.Tensor:
         return self.fn(ctx)
 
-    def _with(self, other: Objective) -> tuple[Prior, ...]:
-        return self.priors + tuple(p for p in other.priors if p not in self.priors)
+    def _derived(self, fn: Callable[[Context], torch.Tensor], name: str,
+                 other: Objective | None = None) -> Objective:
+        """An objective made from this one (and `other`): it carries what both carry."""
+        priors, layers = list(self.priors), list(self.layers)
+        if other is not None:
+            priors += [p for p in other.priors if p not in priors]
+            layers += [n for n in other.layers if n not in layers]
+        return Objective(fn, name, priors, layers)
 
     def __add__(self, other: Objective | float) -> Objective:
         if isinstance(other, (int, float)):
-            return Objective(lambda c: self(c) + other, f"{self.name} + {other}", self.priors)
-        return Objective(lambda c: self(c) + other(c), f"{self.name} + {other.name}",
-                         self._with(other))
+            return self._derived(lambda c: self(c) + other, f"{self.name} + {other}")
+        return self._derived(lambda c: self(c) + other(c), f"{self.name} + {other.name}", other)
 
     __radd__ = __add__  # so sum([a, b]) works
 
     def __neg__(self) -> Objective:
-        return Objective(lambda c: -self(c), f"-{self.name}", self.priors)
+        return self._derived(lambda c: -self(c), f"-{self.name}")
 
     def __sub__(self, other: Objective | float) -> Objective:
         return self + (-other)
 
     def __mul__(self, k: float) -> Objective:
-        return Objective(lambda c: k * self(c), f"{k:g}*{self.name}", self.priors)
+        return self._derived(lambda c: k * self(c), f"{k:g}*{self.name}")
 
     __rmul__ = __mul__
 
     def __repr__(self) -> str:
         return f"Objective({self.name})"
+
+
+HEAD_LAYERS = ("pool5", "fc6", "fc7", "logits")  # every forward pass computes these
 
 
 def feature_inversion(target: torch.Tensor, layer: str = "pool5") -> Objective:
@@ -80,7 +93,7 @@ def feature_inversion(target: torch.Tensor, layer: str = "pool5") -> Objective:
     def fn(c: Context) -> torch.Tensor:
         return (c.outputs.layer(layer) - target).pow(2).sum() / norm
 
-    return Objective(fn, f"invert[{layer}]")
+    return Objective(fn, f"invert[{layer}]", layers=() if layer in HEAD_LAYERS else (layer,))
 
 
 def class_score(index: int) -> Objective:

@@ -86,7 +86,7 @@ def render(
         for prior in objective.priors:
             if step % prior.every == 0 or prior.target is None:
                 prior.update(reg_image)
-        outputs = backbone(view(image, gen), masks)
+        outputs = backbone(view(image, gen), masks, objective.layers)
         loss = objective(Context(image=image, outputs=outputs, reg_image=reg_image, step=step))
         loss.backward()
         opt.step()
