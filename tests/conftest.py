@@ -13,7 +13,7 @@ from stylefill.backbones import Backbone, load_backbone
 from stylefill.images import fit_square, to_tensor
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
-from debian_files import FRESH_SCENES, fetch  # noqa: E402
+from debian_files import HELD_OUT, fetch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +65,9 @@ def debian_file(package: str, path: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fresh_scenes() -> list[Path]:
-    """Ten scene photos (Debian scratch) no setting was ever tried on: Table 1's fresh photos."""
-    return [debian_file("scratch", name) for name in FRESH_SCENES]
+def held_out_photos() -> list[Path]:
+    """Table 1's ten held-out photos (Debian kphotoalbum, palapeli-data, tuxpaint-data)."""
+    return [debian_file(package, name) for package, name in HELD_OUT]
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,11 @@ MAX_LINES = 60
 # Lower layers never import higher ones (docs/architecture.md).
 LAYERS = {
     0: {"__init__", "errors", "paths", "config", "progress", "classes", "images", "regions",
-        "sample_photos"},
+        "sample_photos", "photo_sets"},
     1: {"backbones", "optvis.objectives", "optvis.param", "optvis.transforms",
         "optvis.regularizers", "optvis.patch_prior", "optvis.solver", "optvis", "patchdb",
         "masks", "classification"},
-    2: {"optvis.recipes", "completion", "styles", "sheets", "retrieval"},
+    2: {"optvis.recipes", "completion", "styles", "sheets", "retrieval", "evaluation"},
     3: {"operations"},
     4: {"api", "cli", "server", "jobs", "__main__"},
 }

@@ -307,3 +307,23 @@ def test_meta_is_json_on_disk(small):
     meta = json.loads((small.path / "meta.json").read_text())
     assert meta["backbone"] == "efficientnet-lite0" and meta["flips"] is True
     assert meta["scales"] == [1.0] and meta["cell_patch"] == meta["patch_px"] == 67
+
+
+def test_feather_window_fades_to_its_floor_without_reaching_zero():
+    w = patchdb.feather_window(9)
+    assert w.shape == (9, 9) and torch.equal(w, w.T) and torch.equal(w, w.flip(0))
+    assert float(w[4, 4]) == pytest.approx(1.0, abs=0.02)
+    assert patchdb.FEATHER_FLOOR ** 2 <= float(w.min()) < 0.1
+
+
+def test_knn_image_has_no_seams_at_patch_edges(small, backbone, photo):
+    """The start image of a new photo changes no faster where a cell's patch ends than
+    elsewhere (a box window made steps there: a mosaic of cell-sized blocks)."""
+    with torch.no_grad():
+        pool5 = backbone(photo).pool5
+    img, _ = small.knn_image(pool5, 224, k=10)
+    step = (img[..., 1:] - img[..., :-1]).abs().mean(dim=(0, 1, 2))  # per column boundary
+    half, cells = 67 // 2, [round((j + 0.5) * 32) for j in range(7)]
+    edges = sorted({c + d for c in cells for d in (-half - 1, half) if 0 <= c + d < 223})
+    inner = [i for i in range(223) if all(abs(i - e) > 2 for e in edges)]
+    assert float(step[edges].mean()) < 1.5 * float(step[inner].mean())

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from stylefill.errors import InputError
-from stylefill.optvis.recipes import VisualizationSettings
-from stylefill.sheets import CELL_ORDER, grid, sheet
+from stylefill.optvis.recipes import InversionSettings, VisualizationSettings
+from stylefill.sheets import CELL_ORDER, grid, layer_sheet, sheet
 
 
 def test_grid_places_each_image_with_its_label():
@@ -33,3 +33,12 @@ def test_sheet_by_cells_and_by_dropout_with_progress(backbone):
     assert members.size == (2 * 192, 24 + 192 + 18)
     with pytest.raises(InputError, match="--by"):
         sheet(301, backbone, "colours")
+
+
+def test_layer_sheet_rebuilds_the_photo_from_each_layer(backbone, photo):
+    stages = []
+    out = layer_sheet(backbone, photo, settings=InversionSettings(iters=2),
+                      progress=lambda f, stage, p: stages.append(stage))
+    layers = [*backbone.stage_names(), "pool5"]
+    assert out.size == (6 * 192, 24 + 192 + 18)  # the photo and five layers
+    assert [s.split(":")[0] for s in stages if s.endswith("2/2")] == layers

@@ -83,8 +83,7 @@ def _list_of(kind: type) -> Callable[[str], list]:
 def _help(info: FieldInfo) -> str:
     text = info.description or ""
     default = info.get_default(call_default_factory=True)
-    if default is not None and default is not PydanticUndefined and default is not False \
-            and "(default" not in text:
+    if default not in (None, PydanticUndefined, False, []) and "(default" not in text:
         shown = ",".join(map(str, default)) if isinstance(default, list) else default
         text += f" (default {shown})"
     return text
@@ -97,7 +96,7 @@ def _add_option(parser: argparse.ArgumentParser, name: str, info: FieldInfo) -> 
     kind = _plain(info.annotation)
     kw: dict[str, Any] = {"help": _help(info)}
     if kind is bool:  # --flag, or --flag/--no-flag when it is on by default
-        on = info.default is True
+        on = info.default is not False  # on, or decided later (None): both flags
         parser.add_argument(flag, *cli.aliases, dest=name, default=argparse.SUPPRESS,
                             action=argparse.BooleanOptionalAction if on else "store_true",
                             help=info.description)
@@ -108,7 +107,7 @@ def _add_option(parser: argparse.ArgumentParser, name: str, info: FieldInfo) -> 
         item = get_args(kind)[0]
         kw["type"] = str if cli.positional else _list_of(item)
         if cli.positional:
-            kw["nargs"] = "+"
+            kw["nargs"] = "+" if info.is_required() else "*"
     else:
         kw["type"] = kind
     if cli.metavar:
@@ -135,8 +134,9 @@ def _add_outputs(parser: argparse.ArgumentParser, op: Operation) -> None:
     elif op.makes == "edit":
         parser.add_argument("-o", "--output", required=True,
                             help="the whole photo with the result (PNG)")
-        parser.add_argument("--layer", metavar="LAYER.png", help="also write the selection's "
-                            "bounding box as RGBA (what the GIMP plug-in pastes)")
+        parser.add_argument("--layer", dest="layer_file", metavar="LAYER.png",
+                            help="also write the selection's bounding box as RGBA (what the GIMP "
+                            "plug-in pastes)")
     if "backbone" in op.request.option_fields():
         parser.add_argument("--weights", metavar="FILE",
                             help="local state dict of the backbone to use (weights_only)")
@@ -147,7 +147,7 @@ def _add_outputs(parser: argparse.ArgumentParser, op: Operation) -> None:
 def _add_operation(sub: Any, groups: dict[str, Any], op: Operation) -> None:
     parent = sub if len(op.words) == 1 else groups[op.words[0]]
     parser = parent.add_parser(op.words[-1], help=op.help, description=op.request.__doc__)
-    _add_inputs(parser, op.request.input_kinds())
+    _add_inputs(parser, op.request.input_kinds(required=True))
     fields = op.request.option_fields()
     for name in sorted(fields, key=lambda n: not fields[n].is_required()):  # required ones first
         _add_option(parser, name, fields[name])
@@ -184,7 +184,7 @@ def _flag(op: Operation, loc: tuple) -> str:
 def request_from_args(op: Operation, args: argparse.Namespace) -> Request:
     """The operation's request from parsed arguments (inputs read from their files)."""
     values = {name: getattr(args, name) for name in op.request.option_fields() if hasattr(args, name)}
-    inputs = op.request.input_kinds()
+    inputs = op.request.input_kinds(required=True)
     if "image" in inputs:
         values["image"] = load_image(args.image)
     if "selection" in inputs:
@@ -202,9 +202,9 @@ def _save(op: Operation, outcome: Outcome, args: argparse.Namespace) -> dict[str
     if op.makes in ("image", "edit"):
         save_image(outcome.image, args.output)
         written["output"] = str(args.output)
-    if op.makes == "edit" and args.layer:
-        save_image(outcome.layer, args.layer)
-        written["layer"] = args.layer
+    if op.makes == "edit" and args.layer_file:
+        save_image(outcome.layer, args.layer_file)
+        written["layer_file"] = args.layer_file
     return written
 
 
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "features").add_subparsers(dest="styles_command", required=True),
         "patchdb": sub.add_parser("patchdb", help="patch databases (cell feature <-> centre "
                                   "patch)").add_subparsers(dest="patchdb_command", required=True),
+        "eval": sub.add_parser("eval", help="the paper's evaluations on a folder of photos")
+        .add_subparsers(dest="eval_command", required=True),
     }
     for op in OPERATIONS.values():
         _add_operation(sub, groups, op)

@@ -38,6 +38,7 @@ from .sample_photos import packaged_photos
 IVFPQ_THRESHOLD = 200_000
 NPROBE = 64   # IVF lists searched per query
 REFINE = 30   # IVF-PQ candidates per wanted neighbour, re-ranked by exact cosine
+FEATHER_FLOOR = 0.05  # the feather window's weight at a patch's very edge
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_NAME = "default"
 DEFAULT_SCALES = (1.0, 1.5, 2.0)
@@ -148,10 +149,12 @@ class PatchDB:
 
     def neighbour_layers(self, ids: np.ndarray, map_size: int, size: int,
                          whiten: Whitening | None = None, normalized: bool = False) -> torch.Tensor:
-        """(K, 3, size, size): layer r holds every cell's r-th neighbour patch at the cell's place
-        (overlaps averaged), as RGB in [0, 1] or normalised by its source image's statistics."""
+        """(K, 3, size, size): layer r holds every cell's r-th neighbour patch at the cell's place,
+        as RGB in [0, 1] or normalised by its source image's statistics. Overlapping patches are
+        blended with a feathered window, so no patch edge shows as a seam."""
         m, k = map_size, ids.shape[1]
         patch = max(3, round(self.meta["cell_patch"] * size / self.meta["input_size"]))
+        window = feather_window(patch)
         acc = torch.zeros(k, 3, size + 2 * patch, size + 2 * patch)
         weight = torch.zeros(1, 1, size + 2 * patch, size + 2 * patch)
         for cell, row in enumerate(ids):
@@ -166,16 +169,16 @@ class PatchDB:
             i, j = divmod(cell, m)
             cy = round((i + 0.5) * size / m) - patch // 2 + patch
             cx = round((j + 0.5) * size / m) - patch // 2 + patch
-            acc[:, :, cy : cy + patch, cx : cx + patch] += tiles
-            weight[:, :, cy : cy + patch, cx : cx + patch] += 1
+            acc[:, :, cy : cy + patch, cx : cx + patch] += tiles * window
+            weight[:, :, cy : cy + patch, cx : cx + patch] += window
         acc = acc[:, :, patch:-patch, patch:-patch]
         weight = weight[:, :, patch:-patch, patch:-patch]
         fill = acc.sum((2, 3), keepdim=True) / weight.sum().clamp_min(1)
-        return torch.where(weight > 0, acc / weight.clamp_min(1), fill)
+        return torch.where(weight > 0, acc / weight.clamp_min(1e-6), fill)
 
     def knn_image(self, pool5: torch.Tensor, size: int, k: int = 10) -> tuple[torch.Tensor, np.ndarray]:
         """Paper's "[8]+[7]" initial image: the k-NN patches of each cell, averaged and placed at
-        its centre (a box window: measured closer than a Hann window).
+        its centre, feathered into their neighbours.
 
         Returns the (1, 3, size, size) image and the (cells, k) ids used.
         """
@@ -197,6 +200,15 @@ class PatchDB:
         return patches, st[:, 0], st[:, 1:]
 
 
+def feather_window(size: int, floor: float = FEATHER_FLOOR) -> torch.Tensor:
+    """A (size, size) sine window raised to `floor` at the edges: a patch's centre counts most
+    where cells overlap, and its border fades instead of ending in a seam (a box window left
+    a mosaic of cell-sized blocks)."""
+    t = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    w = floor + (1 - floor) * torch.sin(torch.pi * t)
+    return torch.outer(w, w)
+
+
 def unit_rows(feats: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length: L2 search on them ranks by cosine, which retrieved closer
     colour layouts than raw L2 on held-out photos (docs/tuning.md)."""
@@ -216,20 +228,36 @@ def _make_index(dim: int, count: int, sample: np.ndarray) -> faiss.Index:
 
 
 def _gather(inputs: Sequence[str | Path | Image.Image],
-            labels: Sequence[str] | None) -> tuple[list[Image.Image], list[str]]:
-    """The photos to build from (PIL images first, then files and folders) and their names."""
-    images: list[Image.Image] = []
+            labels: Sequence[str] | None) -> tuple[list[Image.Image | Path], list[str]]:
+    """The photos to build from (PIL images first, then the files of files and folders, read
+    only when their turn comes, so hundreds of wallpaper-size photos need not fit in memory)
+    and their names."""
+    sources: list[Image.Image | Path] = []
     names: list[str] = []
     for i, item in enumerate(inputs):
         if isinstance(item, Image.Image):
-            images.append(item.convert("RGB"))
+            sources.append(item.convert("RGB"))
             names.append(labels[i] if labels else f"image{i}")
     paths = [p for p in inputs if not isinstance(p, Image.Image)]
     if paths:
         for p in collect_images(paths):
-            images.append(load_image(p))
+            sources.append(Path(p))
             names.append(str(p))
-    return images, names
+    return sources, names
+
+
+def _image(source: Image.Image | Path) -> Image.Image:
+    return source if isinstance(source, Image.Image) else load_image(source)
+
+
+def _count_crops(sources: Sequence[Image.Image | Path], size: int, scales: Sequence[float],
+                 flips: bool, progress: Progress | None, cancel: Cancel | None) -> int:
+    total = 0
+    for i, source in enumerate(sources):
+        check(cancel, "while reading the photos")
+        report(progress, 0.0, f"reading photo {i + 1}/{len(sources)}")
+        total += len(network_crops(_image(source), size, scales, flips))
+    return total
 
 
 class _Arrays:
@@ -308,7 +336,7 @@ def build(
     size, m, c = backbone.input_size, backbone.map_size(backbone.input_size), backbone.feature_channels
     patch = backbone.cell_patch
     patch_px = patch_px or patch
-    total_crops = sum(len(network_crops(img, size, scales, flips)) for img in images)
+    total_crops = _count_crops(images, size, scales, flips, progress, cancel)
     final = db_root(backbone.name) / name
     tmp = final.with_name(f".{name}.building")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -316,7 +344,7 @@ def build(
     try:
         arrays = _Arrays(tmp, total_crops * m * m, total_crops, c, patch_px)
         for img in images:
-            crops = network_crops(img, size, scales, flips)
+            crops = network_crops(_image(img), size, scales, flips)
             for start in range(0, len(crops), batch):
                 check(cancel, "while building the patch database")
                 x = torch.cat([to_tensor(cr) for cr in crops[start : start + batch]])
@@ -382,6 +410,35 @@ def list_dbs(backbone: str | None = None) -> list[dict]:
             except (OSError, ValueError):
                 found.append({"name": meta.parent.name, "backbone": root.name, "damaged": True})
     return found
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How a named photo set (stylefill.photo_sets) is built into a database."""
+
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    flips: bool = True
+    patch_px: int | None = None
+    about: str = ""
+
+
+PRESETS = {"open-photos": Preset(
+    (1.0, 1.5), False, 32, "405 photos from Debian and PyPI packages: animals, landmarks, people, "
+    "landscapes, plants, objects; about 1 GB and a few minutes to build")}
+AUTO = "auto"  # the broadest database built for the backbone: a preset if one is, else the default
+
+
+def open_db(backbone: Backbone, name: str = AUTO, progress: Progress | None = None) -> PatchDB:
+    """The named database; AUTO takes the first preset built for this backbone, else the
+    embedded default (built on first use)."""
+    if name == AUTO:
+        for preset in PRESETS:
+            if (db_root(backbone.name) / preset / "meta.json").is_file():
+                return load(backbone.name, preset)
+        return default_db(backbone, progress)
+    if name == DEFAULT_NAME:
+        return default_db(backbone, progress)
+    return load(backbone.name, name)
 
 
 def default_db(backbone: Backbone, progress: Progress | None = None) -> PatchDB:

@@ -244,8 +244,10 @@ def _request(op: Operation, params: dict, body: _Selection) -> OperationRequest:
     kinds = op.request.input_kinds()
     values = dict(params)
     if "image" in kinds:
-        values["image"] = decode_image(_b64("image", body.image)) if body.image is not None \
-            else _missing_image()
+        if body.image is not None:
+            values["image"] = decode_image(_b64("image", body.image))
+        elif "image" in op.request.input_kinds(required=True):
+            _missing_image()
     elif body.image is not None or body.mask is not None or body.rect is not None:
         name = "image" if body.image is not None else "mask" if body.mask is not None else "rect"
         raise InputError(f"{op.name} takes no '{name}'")

@@ -11,7 +11,7 @@ from .backbones import Backbone
 from .errors import InputError
 from .images import to_pil
 from .masks import pathway
-from .optvis.recipes import VisualizationSettings, visualize
+from .optvis.recipes import InversionSettings, VisualizationSettings, invert, visualize
 from .progress import Cancel, Progress, scaled
 
 BY = ("styles", "cells", "dropout")
@@ -60,3 +60,20 @@ def sheet(index: int, net: Backbone, by: str, *, count: int = 6, seed: int = 0,
         labels.append(f"{label}  p={res.prob:.2f}")
     cols = 3 if by == "cells" else min(len(images), 6)
     return grid(images, labels, cols=cols, title=f"{name}: by {by}")
+
+
+def layer_sheet(net: Backbone, photo, *, settings: InversionSettings = InversionSettings(),
+                seed: int = 0, progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Image.Image:
+    """The photo rebuilt from each layer's features alone (Mahendran & Vedaldi's figure): from
+    noise under TV only, so each image shows what that depth keeps and nothing a database adds.
+    `photo` is a (1, 3, S, S) tensor at the network's size."""
+    layers = (*net.stage_names(), "pool5")
+    images, labels = [to_pil(photo)], ["input"]
+    for i, layer in enumerate(layers):
+        res = invert(net, photo, prior="tv", init="rand", layer=layer, settings=settings,
+                     seed=seed, cancel=cancel,
+                     progress=scaled(progress, i / len(layers), (i + 1) / len(layers), f"{layer}: "))
+        images.append(to_pil(res.image))
+        labels.append(f"{layer}  fe={res.feature_error:.3f}")
+    return grid(images, labels, cols=min(len(images), 6), title=f"{net.name}: by layers")

@@ -3,6 +3,9 @@
 - tuxpaint-stamps-default: photos and drawings of the same ImageNet class (strawberries), two
   visually different groups of one class (the styles test).
 - scratch: scene backgrounds (CC-BY-SA), e.g. a grass playing field for object insertion.
+- kphotoalbum, palapeli-data, tuxpaint-data: Table 1's held-out photos (HELD_OUT, GPL-2+): a
+  person, a dog, ..., a castle, a bee, a lighthouse; no setting was tried on them, and they are
+  in no patch database (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -20,20 +23,19 @@ PACKAGES = {
         "food/fruit/Strawberry2.png",
         "food/fruit/cartoon/strawberry.png",
     )),
-    "scratch": ("usr/share/scratch/Media/Backgrounds", (
-        "Sports/playing-field.jpg",
-        "Nature/garden-rock.jpg",
-    ) + tuple(f"{d}/{name}.jpg" for d, name in (
-        ("Outdoors", "pool"), ("Indoors", "room1"), ("Indoors", "room2"), ("Indoors", "room3"),
-        ("Outdoors", "route66"), ("Outdoors", "school2"), ("Outdoors", "silos"),
-        ("Indoors", "spotlight-stage"), ("Sports", "tennis-backboard"),
-        ("Indoors", "the-movies-inside"),
-    ))),
+    "scratch": ("usr/share/scratch/Media/Backgrounds", ("Sports/playing-field.jpg",)),
+    "kphotoalbum": ("usr/share/kphotoalbum/demo", (
+        "anne_helene.jpg", "blackie.jpg", "cold_water.jpg", "wayne.jpg")),
+    "palapeli-data": ("usr/share/palapeli/collection", (
+        "castle-maintenon.jpg", "citrus-fruits.jpg", "european-honey-bee.jpg")),
+    "tuxpaint-data": ("usr/share/tuxpaint/templates", (
+        "jellyfish.jpg", "lighthouse.jpg", "trees_at_dusk.jpg")),
 }
 
-# Scenes 43-52 of the 61 backgrounds in name order (pool ... the-movies-inside), a block fixed
-# before any inversion ran on them: the fresh photos of Table 1's check (tests/optvis/test_recipes.py).
-FRESH_SCENES = PACKAGES["scratch"][1][2:]
+# Table 1's ten held-out photos, chosen from the held-out list of docs/evaluation.md by their
+# subjects (people, a dog, buildings, animals, fruit, a landscape) before any inversion ran on them.
+HELD_OUT = tuple((package, name) for package in ("kphotoalbum", "palapeli-data", "tuxpaint-data")
+                 for name in PACKAGES[package][1])
 
 
 def cache_dir(package: str) -> Path:

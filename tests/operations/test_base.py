@@ -28,8 +28,11 @@ def test_class_names_and_indices_resolve_once_in_the_request():
 def test_defaults_are_resolved_in_the_request():
     photo = Image.new("RGB", (40, 30))
     req = InvertRequest(image=photo)
-    assert (req.size, req.iters, req.seed, req.backbone, req.fit) == (224, 200, 0, "efficientnet-lite0",
-                                                                      "stretch")
+    assert (req.size, req.iters, req.seed, req.backbone, req.fit, req.layer) == (
+        224, 400, 0, "efficientnet-lite0", "stretch", "block15")
+    assert InvertRequest(image=photo, backbone="alexnet").layer == "pool5"
+    with pytest.raises(InputError, match="unknown layer 'conv9'.*block2, block4"):
+        InvertRequest(image=photo, layer="conv9")
     assert req.params()["size"] == 224 and "image" not in req.params()
     assert InvertRequest(image=photo, backbone="alexnet", size=160).size == 160
     with pytest.raises(InputError, match="unknown backbone 'resnet'"):

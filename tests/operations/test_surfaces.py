@@ -20,8 +20,8 @@ from stylefill import server
 from stylefill.cli import build_parser, main
 from stylefill.operations import OPERATIONS, InsertRequest, InvertRequest, VisualizeRequest, run
 
-SURFACE_ONLY = {"output", "layer", "json", "quiet", "weights", "mask", "rect", "image", "func",
-                "command", "styles_command", "patchdb_command"}
+SURFACE_ONLY = {"output", "layer_file", "json", "quiet", "weights", "mask", "rect", "image", "func",
+                "command", "styles_command", "patchdb_command", "eval_command"}
 
 
 def _subparser(words: tuple[str, ...]):
@@ -82,7 +82,7 @@ def _same(cli_json: Path, http_metrics: dict, python_metrics: dict) -> None:
     cli = json.loads(cli_json.read_text())
     for metrics in (cli, http_metrics, python_metrics):
         metrics.pop("seconds", None)
-    assert {k: v for k, v in cli.items() if k not in ("output", "layer")} == http_metrics
+    assert {k: v for k, v in cli.items() if k not in ("output", "layer_file")} == http_metrics
     assert json.loads(json.dumps(python_metrics)) == http_metrics
 
 

@@ -136,3 +136,15 @@ def test_colour_statistics_acts_on_the_unwhitened_image(ctx):
     assert float(obj.colour_statistics(mean, std)(ctx)) < 1e-10
     assert float(obj.colour_statistics(mean, std)(ctx)) != pytest.approx(
         float(regularizers.colour_statistics(ctx.reg_image, mean, std)))
+
+
+def test_a_scheduled_objective_is_weighted_by_step_and_keeps_what_it_carries():
+    weight = obj.anneal(iters=10, final=0.1)
+    assert [round(weight(s), 3) for s in (0, 4, 5, 9)] == [1.0, 1.0, 1.0, 0.1]
+    assert obj.anneal(10, 1.0)(9) == 1.0
+    tv = obj.total_variation().scheduled(weight)
+    image = torch.rand(1, 3, 8, 8)
+    early, late = (float(tv(Context(image, None, image, step=s))) for s in (0, 9))
+    assert late == pytest.approx(0.1 * early)
+    inverted = obj.feature_inversion(torch.ones(1, 2, 3, 3), "block15").scheduled(weight)
+    assert inverted.layers == ("block15",)

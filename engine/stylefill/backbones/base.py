@@ -83,6 +83,7 @@ class Backbone(nn.Module, ABC):
     fc_layers: tuple[str, ...] = ("fc7",)
     dropout_rate: float = 0.5  # rate of the m6-7 dropout ensemble (paper: 0.5)
     weights_name: str = ""
+    inversion_layer: str = "pool5"  # Eq. 1's default layer: the last spatial map (docs/evaluation.md)
 
     def __init__(self, categories: tuple[str, ...]):
         super().__init__()

@@ -8,11 +8,12 @@ function and one line in OPERATIONS (docs/architecture.md).
 from __future__ import annotations
 
 from ..progress import Cancel, Progress
-from . import classify, database, editing, inversion, styling, visualization
+from . import classify, database, editing, evaluation, inversion, styling, visualization
 from .base import Operation, Outcome, Request
 from .classify import ClassifyRequest, SuggestRequest
 from .database import BuildPatchDBRequest
 from .editing import InsertRequest, ModifyRequest
+from .evaluation import Table1Request
 from .inversion import InvertCodeRequest, InvertRequest
 from .styling import LearnStylesRequest, RetrieveRequest
 from .visualization import SheetRequest, VisualizeRequest
@@ -29,6 +30,7 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     styling.LEARN_STYLES,
     styling.RETRIEVE,
     database.BUILD_PATCHDB,
+    evaluation.TABLE1,
 )}
 _BY_REQUEST = {op.request: op for op in OPERATIONS.values()}
 
@@ -45,4 +47,4 @@ def run(request: Request, progress: Progress | None = None, cancel: Cancel | Non
 __all__ = ["OPERATIONS", "Operation", "Outcome", "Request", "run", "operation_of",
            "ClassifyRequest", "SuggestRequest", "InvertRequest", "InvertCodeRequest",
            "VisualizeRequest", "SheetRequest", "InsertRequest", "ModifyRequest",
-           "LearnStylesRequest", "RetrieveRequest", "BuildPatchDBRequest"]
+           "LearnStylesRequest", "RetrieveRequest", "BuildPatchDBRequest", "Table1Request"]

@@ -71,6 +71,9 @@ def _bool_array(value: Any) -> np.ndarray:
 
 
 Photo = Annotated[Image.Image, BeforeValidator(_photo), Input("image")]
+# An image only some uses of an operation need (on the CLI it is then the positional argument).
+OptionalPhoto = Annotated[Image.Image | None,
+                          BeforeValidator(lambda v: None if v is None else _photo(v)), Input("image")]
 Selection = Annotated[np.ndarray, BeforeValidator(_bool_array), Input("selection")]
 BackboneName = Annotated[str, AfterValidator(check_name),
                         Field(json_schema_extra={"enum": list(BACKBONES)})]
@@ -123,10 +126,11 @@ class Request(BaseModel):
         return self._index
 
     @classmethod
-    def input_kinds(cls) -> dict[str, str]:
-        """{field: "image" | "selection"} for the fields that are inputs, not options."""
+    def input_kinds(cls, required: bool = False) -> dict[str, str]:
+        """{field: "image" | "selection"} for the fields that are inputs, not options (only the
+        ones every request needs, with `required`)."""
         return {name: m.kind for name, f in cls.model_fields.items()
-                for m in f.metadata if isinstance(m, Input)}
+                for m in f.metadata if isinstance(m, Input) and (f.is_required() or not required)}
 
     @classmethod
     def option_fields(cls) -> dict[str, FieldInfo]:

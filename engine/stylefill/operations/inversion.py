@@ -8,9 +8,12 @@ from typing import Literal
 from PIL import Image
 from pydantic import Field
 
+from .. import patchdb
+from ..backbones import BACKBONES
+from ..errors import InputError
 from ..images import fit_square, to_pil, to_tensor
 from ..optvis import recipes
-from ..progress import Cancel, Progress
+from ..progress import Cancel, Progress, scaled
 from .base import (
     BackboneName,
     Operation,
@@ -28,7 +31,7 @@ CODE_INVERSION = recipes.VisualizationSettings(iters=128, robust=False)
 
 
 class InvertRequest(Request):
-    """Rebuild a photo from its pool5 features under R(I)."""
+    """Rebuild a photo from its features at one layer under R(I)."""
 
     image: Photo
     prior: Literal["none", "tv", "patch"] = Field(
@@ -41,10 +44,23 @@ class InvertRequest(Request):
     fit: Literal["stretch", "crop"] = Field(
         "stretch", description="stretch: the whole photo squeezed to the network's square and "
         "the result stretched back to the photo's size; crop: its centre square only")
+    database: str = Field(patchdb.AUTO, max_length=100, description="the patch database for the "
+                          "k-NN start, the prior and whitening: auto (a preset if built, else the "
+                          "embedded default), default, or a name from `stylefill patchdb list`")
+    layer: str | None = Field(None, description="the layer whose features are rebuilt: a stage or "
+                              "pool5 (`stylefill backbones` lists them; default: the backbone's "
+                              "last spatial map)")
     size: Size = None
     iters: int = iters_field(recipes.InversionSettings.iters)
     seed: Seed = 0
     backbone: BackboneName = backbone_field()
+
+    def check(self) -> None:
+        net = BACKBONES[self.backbone]
+        self.layer = self.layer or net.inversion_layer
+        if self.layer not in net.layer_names():
+            raise InputError(f"unknown layer '{self.layer}' of {self.backbone}; choose one of: "
+                             f"{', '.join(net.layer_names())}")
 
 
 class InvertCodeRequest(Request):
@@ -62,13 +78,17 @@ def invert(req: InvertRequest, progress: Progress | None, cancel: Cancel | None)
     square = (req.image.resize((req.size, req.size), Image.Resampling.BICUBIC)
               if req.fit == "stretch" else fit_square(req.image, req.size))
     settings = replace(recipes.InversionSettings(), iters=req.iters, param=req.param)
+    uses_db = req.prior == "patch" or req.init == "patchdb" or req.whiten
+    db = patchdb.open_db(net, req.database, scaled(progress, 0.0, 0.0, "patch database: ")) \
+        if uses_db else None
     res = recipes.invert(net, to_tensor(square), prior=req.prior, init=req.init,
-                         whiten=req.whiten, settings=settings, seed=req.seed, progress=progress,
-                         cancel=cancel)
+                         whiten=req.whiten, layer=req.layer, settings=settings, seed=req.seed,
+                         db=db, progress=progress, cancel=cancel)
     image = to_pil(res.image)
     if req.fit == "stretch":
         image = image.resize(req.image.size, Image.Resampling.BICUBIC)
-    metrics = {"backbone": net.name, **req.params(), "relative_l2": res.relative_l2,
+    metrics = {"backbone": net.name, **req.params(), "database": db.meta["name"] if db else None,
+               "relative_l2": res.relative_l2,
                "feature_error": res.feature_error, "seconds": res.seconds}
     return Outcome(metrics, image, summary=f"relative_l2 {res.relative_l2:.4f}, feature_error "
                    f"{res.feature_error:.4f}, {res.seconds:.1f} s")
@@ -88,6 +108,6 @@ def invert_code(req: InvertCodeRequest, progress: Progress | None, cancel: Cance
 
 
 INVERT = Operation("invert", InvertRequest, invert,
-                   "rebuild a photo from its pool5 features (Eq. 1)", makes="image")
+                   "rebuild a photo from its features at a layer (Eq. 1)", makes="image")
 INVERT_CODE = Operation("invert_code", InvertCodeRequest, invert_code,
                         "rebuild a photo from its own binary ReLU code (m5-7)", makes="image")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from PIL import Image
+from pydantic import Field, model_validator
 
 from ..backbones import Masks
-from ..images import to_pil
+from ..errors import InputError
+from ..images import to_pil, to_tensor
 from ..masks import pathway
 from ..optvis import recipes
 from ..progress import Cancel, Progress
+from ..sheets import layer_sheet
 from ..sheets import sheet as contact_sheet
 from ..styles import style_pathway
 from .base import (
@@ -19,6 +22,7 @@ from .base import (
     ClassRef,
     Cli,
     Operation,
+    OptionalPhoto,
     Outcome,
     Request,
     Seed,
@@ -29,6 +33,7 @@ from .base import (
 )
 
 SETTINGS = recipes.VisualizationSettings()
+INVERSION = recipes.InversionSettings()
 
 
 class VisualizeRequest(Request):
@@ -51,14 +56,38 @@ class VisualizeRequest(Request):
 
 
 class SheetRequest(Request):
-    """A contact sheet of a class by learned styles, m5 positions (3x3) or dropout members."""
+    """A contact sheet of a class by learned styles, m5 positions (3x3) or dropout members, or
+    of a photo rebuilt from each layer (--by layers, with the photo in place of the class)."""
 
-    cls: Annotated[ClassRef, Cli(positional=True, metavar="CLASS")] = Field(alias="class")
-    by: Literal["styles", "cells", "dropout"] = Field(description="what varies across the sheet")
+    image: OptionalPhoto = None
+    cls: Annotated[ClassRef | None, Cli(positional=True, metavar="CLASS|IMAGE")] = Field(
+        None, alias="class")
+    by: Literal["styles", "cells", "dropout", "layers"] = Field(
+        description="what varies across the sheet")
     count: int = Field(6, ge=1, le=64, description="dropout members to show")
-    iters: int = iters_field(SETTINGS.iters)
+    iters: int | None = Field(None, ge=1, le=20_000, description="solver iterations (default "
+                              f"{SETTINGS.iters}; by layers {INVERSION.iters})")
     seed: Seed = 0
     backbone: BackboneName = backbone_field()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _photo_in_place_of_class(cls, data: Any) -> Any:
+        """`sheet IMAGE --by layers`: the positional names a photo, not a class."""
+        if isinstance(data, dict) and data.get("by") == "layers" and data.get("image") is None:
+            data = dict(data)
+            data["image"] = data.pop("class", None) or data.pop("cls", None)
+        return data
+
+    def check(self) -> None:
+        if self.by == "layers":
+            if self.image is None:
+                raise InputError("--by layers rebuilds a photo: give its image")
+            if self.cls is not None:
+                raise InputError("--by layers takes a photo, not a class")
+        elif self.cls is None:
+            raise InputError(f"--by {self.by} shows a class: give its name or index")
+        self.iters = self.iters or (INVERSION.iters if self.by == "layers" else SETTINGS.iters)
 
 
 def visualize(req: VisualizeRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
@@ -85,6 +114,12 @@ def visualize(req: VisualizeRequest, progress: Progress | None, cancel: Cancel |
 
 def sheet(req: SheetRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
+    if req.by == "layers":
+        photo = to_tensor(req.image.resize((net.input_size,) * 2, Image.Resampling.BICUBIC))
+        image = layer_sheet(net, photo, settings=replace(INVERSION, iters=req.iters),
+                            seed=req.seed, progress=progress, cancel=cancel)
+        return Outcome({"backbone": net.name, "by": "layers", "layers": [*net.stage_names(),
+                        "pool5"]}, image, summary="the photo rebuilt from each layer")
     image = contact_sheet(req.index, net, req.by, count=req.count, seed=req.seed,
                           settings=replace(SETTINGS, iters=req.iters), progress=progress,
                           cancel=cancel)
@@ -95,4 +130,5 @@ def sheet(req: SheetRequest, progress: Progress | None, cancel: Cancel | None) -
 VISUALIZE = Operation("visualize", VisualizeRequest, visualize,
                       "an image the network sees as a class (Eq. 2)", makes="image")
 SHEET = Operation("sheet", SheetRequest, sheet,
-                  "contact sheet of a class by styles, m5 cells or dropout members", makes="image")
+                  "contact sheet of a class by styles, m5 cells or dropout members, or of a photo "
+                  "by layers", makes="image")

@@ -78,11 +78,28 @@ class Objective:
 
     __rmul__ = __mul__
 
+    def scheduled(self, weight: Callable[[int], float], label: str = "scheduled") -> Objective:
+        """This objective times `weight(step)`: e.g. a prior annealed once the data term has
+        done most of its work."""
+        return self._derived(lambda c: weight(c.step) * self(c), f"{label}({self.name})")
+
     def __repr__(self) -> str:
         return f"Objective({self.name})"
 
 
-HEAD_LAYERS = ("pool5", "fc6", "fc7", "logits")  # every forward pass computes these
+HEAD_LAYERS = ("pool5", "fc6", "fc7", "logits")
+
+
+def anneal(iters: int, final: float, start: float = 0.5) -> Callable[[int], float]:
+    """1 until `start` of the run, then linearly down to `final` at the last step."""
+    first = int(iters * start)
+
+    def weight(step: int) -> float:
+        if step < first or final == 1.0:
+            return 1.0
+        return 1.0 + (final - 1.0) * (step - first) / max(1, iters - 1 - first)
+
+    return weight  # every forward pass computes these
 
 
 def feature_inversion(target: torch.Tensor, layer: str = "pool5") -> Objective:

@@ -47,7 +47,11 @@ class Regularisation:
 
     def __call__(self, data: obj.Objective, patch_prior: VotedPrior | None = None) -> obj.Objective:
         """`data` + R(I); the patch term (and so its matching step) only with a prior."""
-        loss = data
+        return data + self.terms(patch_prior)
+
+    def terms(self, patch_prior: VotedPrior | None = None) -> obj.Objective | float:
+        """R(I) alone (0 when every weight is)."""
+        loss: obj.Objective | float = 0.0
         if self.alpha:
             loss = loss + self.alpha * obj.alpha_norm(self.alpha_power)
         if self.tv:
@@ -59,11 +63,12 @@ class Regularisation:
 
 @dataclass(frozen=True)
 class InversionSettings:
-    """Defaults for Eq. 1, chosen by measurement (see docs/tuning.md)."""
+    """Defaults for Eq. 1, chosen by measurement (see docs/tuning.md): enough steps, and a TV
+    weight light enough, that every method matches the features to about 5 %."""
 
-    iters: int = 200
+    iters: int = 400
     lr: float = 0.01
-    tv: float = 100.0
+    tv: float = 20.0
     alpha: float = 1e-4
     alpha_power: float = 6.0
     patch: float = 5.0
@@ -77,6 +82,7 @@ class InversionSettings:
     knn: int = 10
     param: str = "fourier"
     optimizer: str = "adam"
+    anneal: float = 0.1  # R(I)'s weight at the last step, from 1 at half-way (1: constant)
 
     def regularisation(self, prior: str) -> Regularisation:
         if prior == "none":
@@ -135,47 +141,62 @@ class CodeInversionResult:
     seconds: float
 
 
-def feature_error(net: Backbone, image: torch.Tensor, target: torch.Tensor) -> float:
-    """||pool5(image) - target||^2 / ||target||^2, the quantity Eq. 1 minimises."""
+def feature_error(net: Backbone, image: torch.Tensor, target: torch.Tensor,
+                  layer: str = "pool5") -> float:
+    """||Phi(image) - target||^2 / ||target||^2 at `layer`, the quantity Eq. 1 minimises."""
     with torch.no_grad():
-        return float((net(image).pool5 - target).pow(2).sum() / target.pow(2).sum())
+        got = net(image, taps=_taps(layer)).layer(layer)
+        return float((got - target).pow(2).sum() / target.pow(2).sum())
+
+
+def _taps(layer: str) -> tuple[str, ...]:
+    return () if layer in obj.HEAD_LAYERS else (layer,)
 
 
 def invert(net: Backbone, photo: torch.Tensor, *, prior: str = "patch", init: str = "patchdb",
-           whiten: bool = False, settings: InversionSettings = InversionSettings(), seed: int = 0,
+           whiten: bool = False, layer: str | None = None,
+           settings: InversionSettings = InversionSettings(), seed: int = 0,
            db: patchdb.PatchDB | None = None, progress: Progress | None = None,
            cancel: Cancel | None = None) -> InversionResult:
-    """Rebuild a (1, 3, S, S) photo from its pool5 features (Eq. 1) under R(I); with the patch
-    prior the image's colour statistics are also held at those of the k-NN image."""
+    """Rebuild a (1, 3, S, S) photo from its features at `layer` (default: the backbone's
+    `inversion_layer`) by Eq. 1 under R(I); with the
+    patch prior the image's colour statistics are also held at those of the k-NN image. The
+    k-NN start and the patch candidates always come from the pool5 cells (the database's key)."""
     if prior not in PRIORS:
         raise InputError(f"unknown prior '{prior}'; choose {', '.join(PRIORS)}")
     if init not in INITS:
         raise InputError(f"unknown init '{init}'; choose {', '.join(INITS)}")
     size = photo.shape[-1]
+    layer = layer or net.inversion_layer
+    net.check_layers((layer,))
     photo = photo.to(net.device)
     with torch.no_grad():
-        target = net(photo).pool5
+        seen = net(photo, taps=_taps(layer))
+    pool5, target = seen.pool5, seen.layer(layer)
     needs_knn = init == "patchdb" or prior == "patch"  # start image / candidates and statistics
     if db is None and (needs_knn or whiten):
         db = patchdb.default_db(net, scaled(progress, 0.0, 0.0, "building the patch database: "))
     knn = ids = None
     if needs_knn:
         report(progress, 0.0, "finding the nearest database patches")
-        knn, ids = db.knn_image(target.cpu(), size, settings.knn)
+        knn, ids = db.knn_image(pool5.cpu(), size, settings.knn)
     start = knn if init == "patchdb" else start_noise((1, 3, size, size), seed, 0.1)
     whitening = patchdb.colour_whitening(db) if whiten else None
-    patch = _inversion_prior(db, target.cpu(), ids, size, settings, whitening, seed) \
+    patch = _inversion_prior(db, pool5.cpu(), ids, size, settings, whitening, seed) \
         if prior == "patch" else None
-    loss = settings.regularisation(prior)(obj.feature_inversion(target, "pool5"), patch)
+    reg = settings.regularisation(prior).terms(patch)
     if patch is not None:
-        loss = loss + settings.stats * obj.colour_statistics(knn.mean(dim=(-2, -1)),
-                                                             knn.std(dim=(-2, -1)))
+        reg = reg + settings.stats * obj.colour_statistics(knn.mean(dim=(-2, -1)),
+                                                           knn.std(dim=(-2, -1)))
+    if isinstance(reg, obj.Objective) and settings.anneal != 1.0:
+        reg = reg.scheduled(obj.anneal(settings.iters, settings.anneal), "annealed")
+    loss = obj.feature_inversion(target, layer) + reg
     result = render(net, loss, make_param(settings.param, start.to(net.device)),
                     iters=settings.iters, lr=settings.lr, whiten=whitening,
                     optimizer=settings.optimizer, seed=seed, progress=progress, cancel=cancel)
     rel = float((result.image - photo).norm() / photo.norm())
-    return InversionResult(result.image, start, rel, feature_error(net, result.image, target),
-                           result.seconds)
+    return InversionResult(result.image, start, rel,
+                           feature_error(net, result.image, target, layer), result.seconds)
 
 
 def _inversion_prior(db: patchdb.PatchDB, target: torch.Tensor, ids: np.ndarray, size: int,

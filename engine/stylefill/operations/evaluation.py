@@ -1,0 +1,108 @@
+"""Evaluations that reproduce the paper's tables on a folder of the user's photos."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .. import patchdb
+from ..backbones import BACKBONES
+from ..errors import InputError
+from ..evaluation import METHODS, Run, photos_in, table1
+from ..images import save_image
+from ..optvis import recipes
+from ..paths import atomic_write
+from ..progress import Cancel, Progress, scaled
+from .base import BackboneName, Cli, Operation, Outcome, Request, Seed, backbone_field, iters_field, network
+
+WHITEN = {"both": (False, True), "off": (False,), "on": (True,)}
+
+
+class Table1Request(Request):
+    """Table 1: [8]+rand, [8]+[7] and ours (with and without whitening) on every photo of a
+    folder; writes table1.md and table1.png."""
+
+    folder: Annotated[str, Cli(positional=True, metavar="FOLDER")] = Field(
+        description="the photos to invert (on the engine's machine); keep them out of the "
+        "patch database")
+    out: Annotated[str, Cli(aliases=("-o",), metavar="DIR")] = Field(
+        "table1", description="folder for table1.md and table1.png")
+    limit: int | None = Field(None, ge=1, description="only the first N photos (name order)")
+    whiten: Literal["both", "off", "on"] = Field("both", description="run each method without "
+                                                 "colour whitening, with it, or both")
+    database: str = Field(patchdb.AUTO, max_length=100, description="the patch database: auto (a "
+                          "preset if built, else the embedded default), default, or a name")
+    layer: str | None = Field(None, description="the layer inverted (default: the backbone's "
+                              "last spatial map)")
+    iters: int = iters_field(recipes.InversionSettings.iters)
+    seed: Seed = 0
+    backbone: BackboneName = backbone_field()
+
+    def check(self) -> None:
+        layers = BACKBONES[self.backbone].layer_names()
+        if self.layer is not None and self.layer not in layers:
+            raise InputError(f"unknown layer '{self.layer}' of {self.backbone}; choose one of: "
+                             f"{', '.join(layers)}")
+
+
+def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | None) -> Outcome:
+    photos = photos_in(req.folder, req.limit)
+    net = network(req.backbone, progress)
+    db = patchdb.open_db(net, req.database, scaled(progress, 0.0, 0.0, "patch database: "))
+    out = Path(req.out)
+    out.mkdir(parents=True, exist_ok=True)
+    setup = {"backbone": net.name, "database": db.meta["name"], "layer": req.layer or
+             net.inversion_layer, "iters": req.iters, "seed": req.seed, "whiten": req.whiten}
+    journal = out / "runs.jsonl"
+    done = _resumed(journal, setup)
+
+    def record(runs: list[Run]) -> None:
+        with journal.open("a") as f:
+            f.write("".join(json.dumps(r.__dict__) + "\n" for r in runs))
+
+    table = table1(net, photos, whiten=WHITEN[req.whiten], layer=req.layer, seed=req.seed, db=db,
+                   settings=replace(recipes.InversionSettings(), iters=req.iters), done=done,
+                   on_photo=record, progress=progress, cancel=cancel)
+    text = table.markdown()
+    atomic_write(out / "table1.md", lambda tmp: Path(tmp).write_text(
+        f"# Table 1 on {len(photos)} photos of {req.folder}\n\n{net.name}, layer "
+        f"{req.layer or net.inversion_layer}, database {db.meta['name']} ({len(db):,} pairs), "
+        f"{req.iters} steps, seed {req.seed}\n\n{text}"))
+    files = {"table": str(out / "table1.md")}
+    if table.figure_rows:
+        save_image(table.figure(), out / "table1.png")
+        files["figure"] = str(out / "table1.png")
+    runs = [r.__dict__ for r in table.runs]
+    return Outcome({"backbone": net.name, "database": db.meta["name"],
+                    "layer": req.layer or net.inversion_layer,
+                    "photos": len(photos), "runs": runs}, files=files, summary=text)
+
+
+def _resumed(journal: Path, setup: dict) -> list[Run]:
+    """The runs an earlier evaluation into the same folder finished with the same setup; a
+    journal of another setup is an error (so two setups never mix in one table)."""
+    if not journal.is_file():
+        journal.write_text(json.dumps({"setup": setup}) + "\n")
+        return []
+    lines = journal.read_text().splitlines()
+    if json.loads(lines[0]).get("setup") != setup:
+        raise InputError(f"{journal} holds runs of another setup ({lines[0]}); choose another "
+                         "--out folder or delete it")
+    runs = []
+    for line in lines[1:]:
+        try:
+            runs.append(Run(**json.loads(line)))
+        except (ValueError, TypeError):
+            break  # a line cut short by a crash
+    per_photo = len(WHITEN[setup["whiten"]]) * len(METHODS)
+    complete = {p for p in {r.photo for r in runs} if sum(r.photo == p for r in runs) == per_photo}
+    return [r for r in runs if r.photo in complete]  # an incomplete photo is run again
+
+
+TABLE1 = Operation("table1", Table1Request, run_table1,
+                   "the paper's Table 1 on a folder of photos (markdown table and figure)",
+                   command=("eval", "table1"))
