@@ -41,7 +41,8 @@ class Run:
 @dataclass
 class Table1:
     runs: list[Run]
-    figure_rows: list[list[Image.Image]] = field(default_factory=list)  # FIGURE_COLUMNS each
+    # FIGURE_COLUMNS of each photo shown: (image, label with relative L2 and feature error)
+    figure_rows: list[list[tuple[Image.Image, str]]] = field(default_factory=list)
 
     def values(self, method: str, whiten: bool, measure: str) -> list[float]:
         return [getattr(r, measure) for r in self.runs if r.method == method and r.whiten == whiten]
@@ -76,9 +77,10 @@ class Table1:
 
     def figure(self, cell: int = 160) -> Image.Image:
         """Input, k-NN start, [8]+rand, [8]+[7] and ours, one photo per row (unwhitened)."""
-        images = [im for row in self.figure_rows for im in row]
-        labels = [c for _ in self.figure_rows for c in FIGURE_COLUMNS]
-        return grid(images, labels, cols=len(FIGURE_COLUMNS), cell=cell, title="Table 1")
+        images = [im for row in self.figure_rows for im, _ in row]
+        labels = [label for row in self.figure_rows for _, label in row]
+        return grid(images, labels, cols=len(FIGURE_COLUMNS), cell=cell,
+                    title="Table 1: relative L2 / relative feature error")
 
 
 def _stats(values: Sequence[float]) -> str:
@@ -123,7 +125,7 @@ def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (F
             continue
         x = load_tensor(path, net.input_size)
         runs: list[Run] = []
-        row: dict[str, Image.Image] = {"input": to_pil(x)}
+        row: dict[str, tuple[Image.Image, str]] = {"input": (to_pil(x), path.name[-24:])}
         for j, (white, method) in enumerate(jobs):
             check(cancel, f"at photo {i + 1} of {len(photos)}")
             prior, init = METHODS[method]
@@ -135,9 +137,10 @@ def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (F
             runs.append(Run(path.name, method, white, res.relative_l2, res.feature_error,
                             res.seconds))
             if not white:
-                row[method] = to_pil(res.image)
+                row[method] = (to_pil(res.image), f"{method} {res.relative_l2:.3f} / "
+                               f"{res.feature_error:.3f}")
                 if init == "patchdb":
-                    row["k-NN start"] = to_pil(res.init)
+                    row["k-NN start"] = (to_pil(res.init), "k-NN start")
         table.runs += runs
         if on_photo is not None:
             on_photo(runs)

@@ -598,6 +598,12 @@ PROCEDURES = [
         [Choice("prior", "_Prior", "Regulariser of the inversion",
                 [("patch", "Natural-patch prior"), ("tv", "Total variation only")], "patch",
                 param="prior"),
+         Choice("depth", "_Depth", "Which layer's features are rebuilt (EfficientNet-Lite0's "
+                "names; other networks: Automatic or pool5)",
+                [AUTO, ("block4", "Shallow: block4, stride 8"),
+                 ("block10", "Middle: block10, stride 16"), ("block15", "Deep: block15, stride 32"),
+                 ("pool5", "Head: pool5 after the 1x1 convolution")], AUTO[0], param="layer",
+                auto=AUTO[0]),
          *common()],
         [LAYER]),
     Procedure(

@@ -109,8 +109,10 @@ def test_backbones(client):
     assert data["default"] == "efficientnet-lite0"
     by_name = {b["name"]: b for b in data["backbones"]}
     assert set(by_name) == {"efficientnet-lite0", "alexnet", "vgg16"}
-    assert by_name["efficientnet-lite0"] == {"name": "efficientnet-lite0", "input_size": 224,
-                                             "weights_available": True}
+    assert by_name["efficientnet-lite0"] == {
+        "name": "efficientnet-lite0", "input_size": 224, "weights_available": True,
+        "layers": ["block2", "block4", "block10", "block15", "pool5", "fc7", "logits"]}
+    assert by_name["alexnet"]["layers"][:5] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
 
 
 def test_visualize_job_reports_progress_preview_and_result(client):

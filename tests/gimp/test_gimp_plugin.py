@@ -79,6 +79,8 @@ for proc in PDB.query_procedures("plug-in-stylefill-.*", "", "", "", "", "", "",
     assert vis["output"]["choices"] == ["layer", "image"]
     assert table["invert"]["prior"] == {"type": "choice", "default": "patch",
                                         "choices": ["patch", "tv"]}
+    assert table["invert"]["depth"] == {"type": "choice", "default": "auto", "choices": [
+        "auto", "block4", "block10", "block15", "pool5"]}
     learn = table["learn-styles"]
     assert learn["topics"]["choices"] == learn["samples"]["choices"] == ["auto", "custom"]
     assert "iterations" not in learn
@@ -312,8 +314,8 @@ OUT["vis"] = {k: v for k, v in r.items() if k != "values"}
 if r["status"] == "success":
     OUT["vis_layer"] = layer_info(r["values"][0])
 Gimp.Selection.none(image)
-r = call("plug-in-stylefill-invert", image, [layer], prior="tv", iterations="custom",
-         custom_iterations=10)
+r = call("plug-in-stylefill-invert", image, [layer], prior="tv", depth="block10",
+         iterations="custom", custom_iterations=10)
 OUT["inv_all"] = {k: v for k, v in r.items() if k != "values"}
 if r["status"] == "success":
     OUT["inv_all_layer"] = layer_info(r["values"][0])
