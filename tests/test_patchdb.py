@@ -329,3 +329,11 @@ def test_knn_image_has_no_seams_at_patch_edges(small, backbone, photo):
     edges = sorted({c + d for c in cells for d in (-half - 1, half) if 0 <= c + d < 223})
     inner = [i for i in range(223) if all(abs(i - e) > 2 for e in edges)]
     assert float(step[edges].mean()) < 1.5 * float(step[inner].mean())
+
+
+def test_auto_takes_a_built_preset_and_unknown_names_ask_for_a_build(models, backbone, photos):
+    built = patchdb.build(photos[:1], backbone, "open-photos", scales=(1.0,), flips=False)
+    assert patchdb.open_db(backbone).meta["name"] == "open-photos" == built.meta["name"]
+    with pytest.raises(InputError, match="patchdb build"):
+        patchdb.open_db(backbone, "nowhere")
+    shutil.rmtree(built.path)

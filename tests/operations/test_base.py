@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from stylefill.errors import InputError
 from stylefill.operations import (
+    BuildPatchDBRequest,
     InsertRequest,
     InvertRequest,
     LearnStylesRequest,
     RetrieveRequest,
+    SheetRequest,
     VisualizeRequest,
 )
 
@@ -49,3 +52,27 @@ def test_rules_between_fields_are_input_errors(tmp_path):
         InsertRequest(image=photo, selection=np.ones((40, 30), bool), cls="hay")
     with pytest.raises(InputError, match="empty"):
         InsertRequest(image=photo, selection=np.zeros((30, 40), bool), cls="hay")
+
+
+def test_a_preset_database_request_takes_the_presets_settings():
+    req = BuildPatchDBRequest(preset="open-photos")
+    assert (req.name, req.scales, req.flips, req.patch_px) == ("open-photos", [1.0, 1.5], False, 32)
+    assert BuildPatchDBRequest(preset="open-photos", name="mine", flips=True).flips
+    own = BuildPatchDBRequest(photos=["a.jpg"], name="mine")
+    assert (own.scales, own.flips, own.patch_px) == ([1.0, 1.5, 2.0], True, None)
+    for bad in ({}, {"photos": ["a.jpg"], "preset": "open-photos"}, {"photos": ["a.jpg"]}):
+        with pytest.raises(InputError):
+            BuildPatchDBRequest(**bad)
+    with pytest.raises(ValidationError):
+        BuildPatchDBRequest(preset="held-out")  # the held-out photos never go into a database
+
+
+def test_a_layers_sheet_takes_a_photo_where_class_sheets_take_a_class(tmp_path):
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(tmp_path / "p.png")
+    req = SheetRequest.model_validate({"class": str(tmp_path / "p.png"), "by": "layers"})
+    assert req.image.size == (40, 30) and req.cls is None and req.iters == 400
+    assert SheetRequest(cls="ladybug", by="cells").iters == 256
+    with pytest.raises(InputError, match="give its name"):
+        SheetRequest(by="styles")
+    with pytest.raises(InputError, match="not a class"):
+        SheetRequest(image=Image.new("RGB", (8, 8)), cls="ladybug", by="layers")
