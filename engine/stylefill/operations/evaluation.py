@@ -12,7 +12,7 @@ from pydantic import Field
 from .. import patchdb
 from ..backbones import BACKBONES
 from ..errors import InputError
-from ..evaluation import METHODS, Run, photos_in, table1
+from ..evaluation import FIGURE_PHOTOS, METHODS, Run, photos_in, table1
 from ..images import save_image
 from ..optvis import recipes
 from ..paths import atomic_write
@@ -38,6 +38,8 @@ class Table1Request(Request):
                           "preset if built, else the embedded default), default, or a name")
     layer: str | None = Field(None, description="the layer inverted (default: the backbone's "
                               "last spatial map)")
+    figure_rows: int = Field(FIGURE_PHOTOS, ge=1, le=50, description="photos shown in "
+                             "table1.png (the first ones run)")
     iters: int = iters_field(recipes.InversionSettings.iters)
     seed: Seed = 0
     backbone: BackboneName = backbone_field()
@@ -66,7 +68,8 @@ def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | N
 
     table = table1(net, photos, whiten=WHITEN[req.whiten], layer=req.layer, seed=req.seed, db=db,
                    settings=replace(recipes.InversionSettings(), iters=req.iters), done=done,
-                   on_photo=record, progress=progress, cancel=cancel)
+                   on_photo=record, figure_photos=req.figure_rows, progress=progress,
+                   cancel=cancel)
     text = table.markdown()
     atomic_write(out / "table1.md", lambda tmp: Path(tmp).write_text(
         f"# Table 1 on {len(photos)} photos of {req.folder}\n\n{net.name}, layer "

@@ -175,8 +175,3 @@ def materialize(name: str, out: Path, progress: Progress | None = None) -> list[
             part.write_bytes(data)
             part.replace(path)
     return paths
-
-
-if __name__ == "__main__":
-    written = materialize(sys.argv[1], Path(sys.argv[2]))
-    print(f"{len(written)} photos in {sys.argv[2]}")
