@@ -94,17 +94,30 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "unknown class": (["visualize", "ladybird", "-o", out], "ladybug"),
         "unknown backbone": (["classify", str(good), "--backbone", "resnet"], "unknown backbone"),
         "wrong weights": (["classify", str(good), "--weights", str(wrong)], "efficientnet-lite0"),
+        "unknown layer": (["invert", str(good), "--layer", "conv5", "-o", out],
+                          "choose one of: block2, block4, block10, block15, pool5"),
+        "layers sheet of a class": (["sheet", "ladybug", "--by", "layers", "-o", out],
+                                    "ladybug"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "non-image", "truncated", "unknown class",
-                                  "unknown backbone", "wrong weights"])
+                                  "unknown backbone", "wrong weights", "unknown layer",
+                                  "layers sheet of a class"])
 def test_bad_input_one_line_exit_2(case, tmp_path, capsys):
     argv, expected = _bad_inputs(tmp_path)[case]
     assert main(argv + ["-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("stylefill: error:") and expected in err
+
+
+def test_backbones_lists_the_layers_invert_takes(tmp_path, capsys):
+    assert main(["backbones", "--json", str(tmp_path / "b.json")]) == 0
+    listed = {b["name"]: b["layers"] for b in json.loads((tmp_path / "b.json").read_text())["backbones"]}
+    assert listed["efficientnet-lite0"][:5] == ["block2", "block4", "block10", "block15", "pool5"]
+    assert listed["vgg16"][0] == "conv1_1" and "pool5" in listed["alexnet"]
+    assert "layers: block2, block4" in capsys.readouterr().out
 
 
 def test_console_script_reports_errors_with_exit_2(tmp_path):
