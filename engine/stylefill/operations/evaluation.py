@@ -60,7 +60,8 @@ def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | N
     setup = {"backbone": net.name, "database": db.meta["name"], "layer": req.layer or
              net.inversion_layer, "iters": req.iters, "seed": req.seed, "whiten": req.whiten}
     journal = out / "runs.jsonl"
-    done = _resumed(journal, setup)
+    names = {p.name for p in photos}
+    done = [r for r in _resumed(journal, setup) if r.photo in names]  # this run's photos only
 
     def record(runs: list[Run]) -> None:
         with journal.open("a") as f:
