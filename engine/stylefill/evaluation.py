@@ -95,12 +95,9 @@ def _percentile(values: Sequence[float], pct: float) -> float:
 
 def photos_in(folder: str | Path, limit: int | None = None) -> list[Path]:
     """The folder's images in name order (the first `limit`), or an InputError."""
-    root = Path(folder)
-    if not root.is_dir():
+    if not Path(folder).is_dir():
         raise InputError(f"{folder}: not a folder")
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in patchdb.IMAGE_SUFFIXES)
-    if not found:
-        raise InputError(f"{folder}: no images ({', '.join(sorted(patchdb.IMAGE_SUFFIXES))})")
+    found = patchdb.collect_images([folder])
     return found[:limit] if limit else found
 
 

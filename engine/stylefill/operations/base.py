@@ -88,6 +88,17 @@ def iters_field(default: int) -> Any:
     return Field(default, ge=1, le=20_000, description=f"solver iterations (default {default})")
 
 
+def check_layer(backbone: str, layer: str | None) -> str:
+    """`layer` (default: the backbone's inversion layer) if the backbone has it; an InputError
+    listing the layers it has otherwise."""
+    net = BACKBONES[backbone]
+    layer = layer or net.inversion_layer
+    if layer not in net.layer_names():
+        raise InputError(f"unknown layer '{layer}' of {backbone}; choose one of: "
+                         f"{', '.join(net.layer_names())}")
+    return layer
+
+
 def backbone_field() -> Any:
     return Field(DEFAULT_BACKBONE, description=f"network: one of {', '.join(BACKBONES)}")
 

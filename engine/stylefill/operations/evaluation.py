@@ -10,14 +10,24 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .. import patchdb
-from ..backbones import BACKBONES
 from ..errors import InputError
 from ..evaluation import FIGURE_PHOTOS, METHODS, Run, photos_in, table1
 from ..images import save_image
 from ..optvis import recipes
 from ..paths import atomic_write
 from ..progress import Cancel, Progress, scaled
-from .base import BackboneName, Cli, Operation, Outcome, Request, Seed, backbone_field, iters_field, network
+from .base import (
+    BackboneName,
+    Cli,
+    Operation,
+    Outcome,
+    Request,
+    Seed,
+    backbone_field,
+    check_layer,
+    iters_field,
+    network,
+)
 
 WHITEN = {"both": (False, True), "off": (False,), "on": (True,)}
 
@@ -45,10 +55,7 @@ class Table1Request(Request):
     backbone: BackboneName = backbone_field()
 
     def check(self) -> None:
-        layers = BACKBONES[self.backbone].layer_names()
-        if self.layer is not None and self.layer not in layers:
-            raise InputError(f"unknown layer '{self.layer}' of {self.backbone}; choose one of: "
-                             f"{', '.join(layers)}")
+        self.layer = check_layer(self.backbone, self.layer)
 
 
 def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | None) -> Outcome:
@@ -57,8 +64,8 @@ def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | N
     db = patchdb.open_db(net, req.database, scaled(progress, 0.0, 0.0, "patch database: "))
     out = Path(req.out)
     out.mkdir(parents=True, exist_ok=True)
-    setup = {"backbone": net.name, "database": db.meta["name"], "layer": req.layer or
-             net.inversion_layer, "iters": req.iters, "seed": req.seed, "whiten": req.whiten}
+    setup = {"backbone": net.name, "database": db.meta["name"], "layer": req.layer,
+             "iters": req.iters, "seed": req.seed, "whiten": req.whiten}
     journal = out / "runs.jsonl"
     names = {p.name for p in photos}
     done = [r for r in _resumed(journal, setup) if r.photo in names]  # this run's photos only
@@ -74,15 +81,14 @@ def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | N
     text = table.markdown()
     atomic_write(out / "table1.md", lambda tmp: Path(tmp).write_text(
         f"# Table 1 on {len(photos)} photos of {req.folder}\n\n{net.name}, layer "
-        f"{req.layer or net.inversion_layer}, database {db.meta['name']} ({len(db):,} pairs), "
+        f"{req.layer}, database {db.meta['name']} ({len(db):,} pairs), "
         f"{req.iters} steps, seed {req.seed}\n\n{text}"))
     files = {"table": str(out / "table1.md")}
     if table.figure_rows:
         save_image(table.figure(), out / "table1.png")
         files["figure"] = str(out / "table1.png")
     runs = [r.__dict__ for r in table.runs]
-    return Outcome({"backbone": net.name, "database": db.meta["name"],
-                    "layer": req.layer or net.inversion_layer,
+    return Outcome({"backbone": net.name, "database": db.meta["name"], "layer": req.layer,
                     "photos": len(photos), "runs": runs}, files=files, summary=text)
 
 

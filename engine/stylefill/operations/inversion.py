@@ -9,8 +9,6 @@ from PIL import Image
 from pydantic import Field
 
 from .. import patchdb
-from ..backbones import BACKBONES
-from ..errors import InputError
 from ..images import fit_square, to_pil, to_tensor
 from ..optvis import recipes
 from ..progress import Cancel, Progress, scaled
@@ -23,6 +21,7 @@ from .base import (
     Seed,
     Size,
     backbone_field,
+    check_layer,
     iters_field,
     network,
 )
@@ -56,11 +55,7 @@ class InvertRequest(Request):
     backbone: BackboneName = backbone_field()
 
     def check(self) -> None:
-        net = BACKBONES[self.backbone]
-        self.layer = self.layer or net.inversion_layer
-        if self.layer not in net.layer_names():
-            raise InputError(f"unknown layer '{self.layer}' of {self.backbone}; choose one of: "
-                             f"{', '.join(net.layer_names())}")
+        self.layer = check_layer(self.backbone, self.layer)
 
 
 class InvertCodeRequest(Request):
