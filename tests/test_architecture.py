@@ -15,10 +15,10 @@ MAX_LINES = 60
 # Lower layers never import higher ones (docs/architecture.md).
 LAYERS = {
     0: {"__init__", "errors", "paths", "config", "progress", "classes", "images", "regions",
-        "sample_photos", "photo_sets"},
+        "sample_photos", "photo_sets", "photo_stats"},
     1: {"backbones", "optvis.objectives", "optvis.param", "optvis.transforms",
         "optvis.regularizers", "optvis.patch_prior", "optvis.solver", "optvis", "patchdb",
-        "masks", "classification"},
+        "masks", "classification", "judge"},
     2: {"optvis.recipes", "completion", "styles", "sheets", "retrieval", "evaluation"},
     3: {"operations"},
     4: {"api", "cli", "server", "jobs", "__main__"},
@@ -69,6 +69,15 @@ def test_every_module_has_a_layer_and_imports_point_down():
     upward = [f"{a} (layer {_layer(a)}) imports {b} (layer {_layer(b)})"
               for a, deps in _graph().items() for b in deps if _layer(b) > _layer(a)]
     assert not upward, upward
+
+
+# The judge network only evaluates: no objective, recipe or training may see it.
+JUDGE_USERS = {"evaluation"}
+
+
+def test_only_evaluation_uses_the_judge():
+    users = {a for a, deps in _graph().items() if "judge" in deps}
+    assert users <= JUDGE_USERS, users - JUDGE_USERS
 
 
 def test_no_import_cycles():

@@ -9,7 +9,7 @@ import statistics
 from PIL import Image
 
 from stylefill.cli import main
-from stylefill.evaluation import METHODS, Run, Table1, photos_in
+from stylefill.evaluation import METHODS, Run, Table1, Verdict, photos_in
 
 FEATURE_BOUND = 0.05       # the median relative feature error every method must reach
 FEATURE_BOUND_MOST = 0.10  # ... and what at most one photo in ten may exceed
@@ -25,6 +25,18 @@ def test_markdown_reports_both_measures_and_wins():
     text = table.markdown()
     assert "| ours | no | 2 | 0.5250 | 0.5250 | 0.0250 | 0.0250 | 0.0250 | 0.0050 | 0.0300 |" in text
     assert "ours closer than [8]+[7]: 1 of 2 photos" in text
+
+
+def test_markdown_reports_photo_statistics_and_the_judge():
+    runs = [Run("a.jpg", m, False, 0.5, 0.03, 1.0, 0.3 + i / 10, 1.5 - i / 10, 0.35, 1.4)
+            for i, m in enumerate(METHODS)]
+    table = Table1(runs, verdicts={("a.jpg", "ours", False): Verdict(3, 0.2),
+                                   ("a.jpg", "[8]+[7]", False): Verdict(1, 0.6)})
+    text = table.markdown()
+    assert "| the photos | - | 1 | 0.350 | 1.40 |" in text
+    assert "| ours | no | 1 | 0.500 | 1.30 |" in text
+    assert "| ours | no | 1 | 0 | 1 | 0.200 |" in text and "| [8]+[7] | no | 1 | 1 | 1 | 0.600 |" in text
+    assert "judge" not in Table1(runs).markdown()  # no verdicts, no judge table
 
 
 def test_folder_errors_are_clear(tmp_path, capsys):
@@ -57,9 +69,14 @@ def test_table1_at_matched_features_on_held_out_photos(held_out_photos, tmp_path
     assert main(["eval", "table1", str(folder), "--whiten", "off", "--database", "default",
                  "-o", str(out), "--json", str(report), "-q"]) == 0
     runs = json.loads(report.read_text())["runs"]
-    table = Table1([Run(**r) for r in runs])
-    print((out / "table1.md").read_text())
+    table = Table1([Run(**{k: v for k, v in r.items() if k != "judge"}) for r in runs])
+    text = (out / "table1.md").read_text()
+    print(text)
     assert Image.open(out / "table1.png").size[0] > 0
+    # every result saved, measured (photo statistics) and judged by the independent network
+    assert len(list((out / "images").glob("*.png"))) == len(runs)
+    assert all(r["hf_share"] is not None and 1 <= r["judge"]["rank"] <= 1000 for r in runs)
+    assert "| the photos | - | 10 |" in text and "judge's top-1 as on the photo" in text
     for method in METHODS:
         fe = table.values(method, False, "feature_error")
         assert len(fe) == len(held_out_photos)

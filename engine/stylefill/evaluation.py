@@ -10,14 +10,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 from . import patchdb
 from .backbones import Backbone
 from .errors import InputError
-from .images import load_tensor, to_pil
+from .images import load_tensor, save_image, to_pil
+from .judge import load_judge
 from .optvis import recipes
-from .progress import Cancel, Progress, check, scaled
+from .photo_stats import spectrum_stats
+from .progress import Cancel, Progress, check, report, scaled
 from .sheets import grid
 
 # Table 1's rows: (prior, init) of each method, in the paper's order.
@@ -36,6 +39,21 @@ class Run:
     relative_l2: float
     feature_error: float
     seconds: float
+    # photo statistics (stylefill.photo_stats) of the result and of the photo; None in runs
+    # journalled before they were measured
+    hf_share: float | None = None
+    slope: float | None = None
+    photo_hf_share: float | None = None
+    photo_slope: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge network on one result: the rank (1 = top) and probability it gives the class
+    it sees in the photo."""
+
+    rank: int
+    p: float
 
 
 @dataclass
@@ -43,6 +61,8 @@ class Table1:
     runs: list[Run]
     # FIGURE_COLUMNS of each photo shown: (image, label with relative L2 and feature error)
     figure_rows: list[list[tuple[Image.Image, str]]] = field(default_factory=list)
+    # the judge's verdict on each saved result, by (photo, method, whiten)
+    verdicts: dict[tuple[str, str, bool], Verdict] = field(default_factory=dict)
 
     def values(self, method: str, whiten: bool, measure: str) -> list[float]:
         return [getattr(r, measure) for r in self.runs if r.method == method and r.whiten == whiten]
@@ -64,13 +84,49 @@ class Table1:
                 if rl2:
                     lines.append(f"| {method} | {'yes' if whiten else 'no'} | {len(rl2)} | "
                                  f"{_stats(rl2)} | {_stats(fe)} | {_percentile(fe, 95):.4f} |")
-        lines.append("")
+        lines += ["", *self.spectrum_lines(), "", *self.verdict_lines(), ""]
         for whiten in self.whitenings():
             for better, worse in (("ours", "[8]+[7]"), ("[8]+[7]", "[8]+rand")):
                 won, of = self.wins(better, worse, whiten)
                 lines.append(f"- {better} closer than {worse}{' (whitened)' if whiten else ''}: "
                              f"{won} of {of} photos")
         return "\n".join(lines) + "\n"
+
+    def spectrum_lines(self) -> list[str]:
+        """Median photo statistics of each method's results beside the photos' own (runs
+        journalled before they were measured are left out)."""
+        measured = [r for r in self.runs if r.hf_share is not None]
+        if not measured:
+            return []
+        lines = ["| result | whiten | photos | high-frequency share median | spectral slope median |",
+                 "|---|---|---|---|---|"]
+        photos = {r.photo: r for r in measured}.values()
+        lines.append(f"| the photos | - | {len(photos)} | "
+                     f"{statistics.median(r.photo_hf_share for r in photos):.3f} | "
+                     f"{statistics.median(r.photo_slope for r in photos):.2f} |")
+        for whiten in self.whitenings():
+            for method in METHODS:
+                runs = [r for r in measured if r.method == method and r.whiten == whiten]
+                if runs:
+                    lines.append(f"| {method} | {'yes' if whiten else 'no'} | {len(runs)} | "
+                                 f"{statistics.median(r.hf_share for r in runs):.3f} | "
+                                 f"{statistics.median(r.slope for r in runs):.2f} |")
+        return lines
+
+    def verdict_lines(self) -> list[str]:
+        """How often the judge network sees in each method's result what it sees in the photo."""
+        if not self.verdicts:
+            return []
+        lines = ["| method | whiten | photos judged | judge's top-1 as on the photo | in its top 5 "
+                 "| median p(photo's class) |", "|---|---|---|---|---|---|"]
+        for whiten in self.whitenings():
+            for method in METHODS:
+                got = [v for (_, m, w), v in self.verdicts.items() if m == method and w == whiten]
+                if got:
+                    lines.append(f"| {method} | {'yes' if whiten else 'no'} | {len(got)} | "
+                                 f"{sum(v.rank == 1 for v in got)} | {sum(v.rank <= 5 for v in got)} "
+                                 f"| {statistics.median(v.p for v in got):.3f} |")
+        return lines
 
     def whitenings(self) -> list[bool]:
         return sorted({r.whiten for r in self.runs})
@@ -105,12 +161,14 @@ def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (F
            layer: str | None = None, settings: recipes.InversionSettings = recipes.InversionSettings(),
            seed: int = 0, db: patchdb.PatchDB | None = None, done: Sequence[Run] = (),
            on_photo: Callable[[list[Run]], None] | None = None, figure_photos: int = FIGURE_PHOTOS,
-           progress: Progress | None = None, cancel: Cancel | None = None) -> Table1:
+           images: Path | None = None, progress: Progress | None = None,
+           cancel: Cancel | None = None) -> Table1:
     """Every method of METHODS, with each whitening of `whiten`, on every photo (centre square
     at the network's size), all with the same steps, weights and seed.
 
     Photos with runs in `done` are not run again (a resumed evaluation); `on_photo` gets each
-    photo's runs as soon as they exist. The figure shows the first `figure_photos` photos run.
+    photo's runs as soon as they exist. The figure shows the first `figure_photos` photos run;
+    with `images`, every result is also saved there as PHOTO.METHOD[.whitened].png.
     """
     db = db or patchdb.default_db(net, scaled(progress, 0.0, 0.0, "building the patch database: "))
     table = Table1(runs=list(done))
@@ -121,6 +179,7 @@ def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (F
         if path.name in seen:
             continue
         x = load_tensor(path, net.input_size)
+        own = spectrum_stats(x)
         runs: list[Run] = []
         row: dict[str, tuple[Image.Image, str]] = {"input": (to_pil(x), path.name[-24:])}
         for j, (white, method) in enumerate(jobs):
@@ -131,8 +190,12 @@ def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (F
                                  settings=settings, seed=seed, db=db, cancel=cancel,
                                  progress=scaled(progress, done / total, (done + 1) / total,
                                                  f"{path.name} {method}{' whitened' if white else ''}: "))
+            got = spectrum_stats(res.image)
             runs.append(Run(path.name, method, white, res.relative_l2, res.feature_error,
-                            res.seconds))
+                            res.seconds, got.high_frequency_share, got.slope,
+                            own.high_frequency_share, own.slope))
+            if images is not None:
+                save_image(res.image, result_path(images, path.name, method, white))
             if not white:
                 row[method] = (to_pil(res.image), f"{method} {res.relative_l2:.3f} / "
                                f"{res.feature_error:.3f}")
@@ -144,3 +207,31 @@ def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (F
         if all(c in row for c in FIGURE_COLUMNS) and len(table.figure_rows) < figure_photos:
             table.figure_rows.append([row[c] for c in FIGURE_COLUMNS])
     return table
+
+
+def result_path(images: Path, photo: str, method: str, whiten: bool) -> Path:
+    return images / f"{Path(photo).stem}.{method}{'.whitened' if whiten else ''}.png"
+
+
+def judge_results(table: Table1, photos: Sequence[Path], images: Path,
+                  progress: Progress | None = None, cancel: Cancel | None = None) -> None:
+    """Fill `table.verdicts` for every run whose result is saved under `images`, by the judge
+    network (EfficientNet-Lite2, evaluation only): does it see in the result what it sees in
+    the photo?"""
+    judge = load_judge()
+    by_name = {p.name: p for p in photos}
+    for i, name in enumerate(sorted({r.photo for r in table.runs} & by_name.keys())):
+        check(cancel, "while judging")
+        report(progress, i / len(by_name), f"judging {name}")
+        runs = [r for r in table.runs if r.photo == name
+                and result_path(images, name, r.method, r.whiten).is_file()]
+        if not runs:
+            continue
+        shots = [load_tensor(by_name[name], judge.input_size)] + [
+            load_tensor(result_path(images, name, r.method, r.whiten), judge.input_size)
+            for r in runs]
+        probs = judge.probs(torch.cat(shots))
+        seen = int(probs[0].argmax())
+        for r, p in zip(runs, probs[1:], strict=True):
+            rank = int((p > p[seen]).sum()) + 1
+            table.verdicts[(name, r.method, r.whiten)] = Verdict(rank, float(p[seen]))

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from .. import patchdb
 from ..errors import InputError
-from ..evaluation import FIGURE_PHOTOS, METHODS, Run, photos_in, table1
+from ..evaluation import FIGURE_PHOTOS, METHODS, Run, judge_results, photos_in, table1
 from ..images import save_image
 from ..optvis import recipes
 from ..paths import atomic_write
@@ -34,7 +34,7 @@ WHITEN = {"both": (False, True), "off": (False,), "on": (True,)}
 
 class Table1Request(Request):
     """Table 1: [8]+rand, [8]+[7] and ours (with and without whitening) on every photo of a
-    folder; writes table1.md and table1.png."""
+    folder; writes table1.md, table1.png and every result under images/."""
 
     folder: Annotated[str, Cli(positional=True, metavar="FOLDER")] = Field(
         description="the photos to invert (on the engine's machine); keep them out of the "
@@ -76,8 +76,9 @@ def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | N
 
     table = table1(net, photos, whiten=WHITEN[req.whiten], layer=req.layer, seed=req.seed, db=db,
                    settings=replace(recipes.InversionSettings(), iters=req.iters), done=done,
-                   on_photo=record, figure_photos=req.figure_rows, progress=progress,
-                   cancel=cancel)
+                   on_photo=record, figure_photos=req.figure_rows, images=out / "images",
+                   progress=scaled(progress, 0.0, 0.98), cancel=cancel)
+    judge_results(table, photos, out / "images", scaled(progress, 0.98, 1.0), cancel)
     text = table.markdown()
     atomic_write(out / "table1.md", lambda tmp: Path(tmp).write_text(
         f"# Table 1 on {len(photos)} photos of {req.folder}\n\n{net.name}, layer "
@@ -87,7 +88,8 @@ def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | N
     if table.figure_rows:
         save_image(table.figure(), out / "table1.png")
         files["figure"] = str(out / "table1.png")
-    runs = [r.__dict__ for r in table.runs]
+    runs = [{**r.__dict__, "judge": table.verdicts[k].__dict__ if k in table.verdicts else None}
+            for r in table.runs for k in [(r.photo, r.method, r.whiten)]]
     return Outcome({"backbone": net.name, "database": db.meta["name"], "layer": req.layer,
                     "photos": len(photos), "runs": runs}, files=files, summary=text)
 
