@@ -90,6 +90,11 @@ class Objective:
 HEAD_LAYERS = ("pool5", "fc6", "fc7", "logits")
 
 
+def taps_for(layer: str) -> tuple[str, ...]:
+    """The intermediate layers a forward pass must tap to read `layer` (none for the head's)."""
+    return () if layer in HEAD_LAYERS else (layer,)
+
+
 def anneal(iters: int, final: float, start: float = 0.5) -> Callable[[int], float]:
     """1 until `start` of the run, then linearly down to `final` at the last step."""
     first = int(iters * start)
@@ -110,7 +115,7 @@ def feature_inversion(target: torch.Tensor, layer: str = "pool5") -> Objective:
     def fn(c: Context) -> torch.Tensor:
         return (c.outputs.layer(layer) - target).pow(2).sum() / norm
 
-    return Objective(fn, f"invert[{layer}]", layers=() if layer in HEAD_LAYERS else (layer,))
+    return Objective(fn, f"invert[{layer}]", layers=taps_for(layer))
 
 
 def class_score(index: int) -> Objective:

@@ -145,12 +145,14 @@ def feature_error(net: Backbone, image: torch.Tensor, target: torch.Tensor,
                   layer: str = "pool5") -> float:
     """||Phi(image) - target||^2 / ||target||^2 at `layer`, the quantity Eq. 1 minimises."""
     with torch.no_grad():
-        got = net(image, taps=_taps(layer)).layer(layer)
+        got = net(image, taps=obj.taps_for(layer)).layer(layer)
         return float((got - target).pow(2).sum() / target.pow(2).sum())
 
 
-def _taps(layer: str) -> tuple[str, ...]:
-    return () if layer in obj.HEAD_LAYERS else (layer,)
+def uses_database(prior: str, init: str, whiten: bool) -> bool:
+    """Whether an inversion needs the patch database: for the k-NN start, the patch prior's
+    candidates and colour statistics, or the whitening it estimates."""
+    return prior == "patch" or init == "patchdb" or whiten
 
 
 def invert(net: Backbone, photo: torch.Tensor, *, prior: str = "patch", init: str = "patchdb",
@@ -171,10 +173,10 @@ def invert(net: Backbone, photo: torch.Tensor, *, prior: str = "patch", init: st
     net.check_layers((layer,))
     photo = photo.to(net.device)
     with torch.no_grad():
-        seen = net(photo, taps=_taps(layer))
+        seen = net(photo, taps=obj.taps_for(layer))
     pool5, target = seen.pool5, seen.layer(layer)
     needs_knn = init == "patchdb" or prior == "patch"  # start image / candidates and statistics
-    if db is None and (needs_knn or whiten):
+    if db is None and uses_database(prior, init, whiten):
         db = patchdb.default_db(net, scaled(progress, 0.0, 0.0, "building the patch database: "))
     knn = ids = None
     if needs_knn:
