@@ -104,5 +104,10 @@ def test_an_evaluation_resumes_where_it_stopped_and_keeps_setups_apart(tmp_path,
     assert journal.read_text().startswith(first) and len(lines) == 1 + 2 * len(METHODS)
     assert len(json.loads((tmp_path / "m.json").read_text())["runs"]) == 2 * len(METHODS)
     assert "2 photos" in (out / "table1.md").read_text()
+    both = Image.open(out / "table1.png").size
+    assert main([*args, "--figure", "b."]) == 0  # nothing left to run: table and figure again
+    assert journal.read_text().splitlines() == lines
+    one = Image.open(out / "table1.png").size
+    assert one[0] == both[0] and one[1] < both[1]  # one row: b.png's
     assert main([*args[:-3], "--iters", "3", "-o", str(out), "-q"]) == 2
     assert "another setup" in capsys.readouterr().err

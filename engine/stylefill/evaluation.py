@@ -157,18 +157,18 @@ def photos_in(folder: str | Path, limit: int | None = None) -> list[Path]:
     return found[:limit] if limit else found
 
 
-def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (False, True),
-           layer: str | None = None, settings: recipes.InversionSettings = recipes.InversionSettings(),
-           seed: int = 0, db: patchdb.PatchDB | None = None, done: Sequence[Run] = (),
-           on_photo: Callable[[list[Run]], None] | None = None, figure_photos: int = FIGURE_PHOTOS,
-           images: Path | None = None, progress: Progress | None = None,
+def table1(net: Backbone, photos: Sequence[Path], images: Path, *,
+           whiten: Sequence[bool] = (False, True), layer: str | None = None,
+           settings: recipes.InversionSettings = recipes.InversionSettings(), seed: int = 0,
+           db: patchdb.PatchDB | None = None, done: Sequence[Run] = (),
+           on_photo: Callable[[list[Run]], None] | None = None, progress: Progress | None = None,
            cancel: Cancel | None = None) -> Table1:
     """Every method of METHODS, with each whitening of `whiten`, on every photo (centre square
-    at the network's size), all with the same steps, weights and seed.
+    at the network's size), all with the same steps, weights and seed; each result is saved
+    under `images` (`result_path`), measured and journalled.
 
     Photos with runs in `done` are not run again (a resumed evaluation); `on_photo` gets each
-    photo's runs as soon as they exist. The figure shows the first `figure_photos` photos run;
-    with `images`, every result is also saved there as PHOTO.METHOD[.whitened].png.
+    photo's runs as soon as they exist.
     """
     db = db or patchdb.default_db(net, scaled(progress, 0.0, 0.0, "building the patch database: "))
     table = Table1(runs=list(done))
@@ -181,7 +181,6 @@ def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (F
         x = load_tensor(path, net.input_size)
         own = spectrum_stats(x)
         runs: list[Run] = []
-        row: dict[str, tuple[Image.Image, str]] = {"input": (to_pil(x), path.name[-24:])}
         for j, (white, method) in enumerate(jobs):
             check(cancel, f"at photo {i + 1} of {len(photos)}")
             prior, init = METHODS[method]
@@ -194,19 +193,37 @@ def table1(net: Backbone, photos: Sequence[Path], *, whiten: Sequence[bool] = (F
             runs.append(Run(path.name, method, white, res.relative_l2, res.feature_error,
                             res.seconds, got.high_frequency_share, got.slope,
                             own.high_frequency_share, own.slope))
-            if images is not None:
-                save_image(res.image, result_path(images, path.name, method, white))
-            if not white:
-                row[method] = (to_pil(res.image), f"{method} {res.relative_l2:.3f} / "
-                               f"{res.feature_error:.3f}")
-                if init == "patchdb":
-                    row["k-NN start"] = (to_pil(res.init), "k-NN start")
+            save_image(res.image, result_path(images, path.name, method, white))
         table.runs += runs
         if on_photo is not None:
             on_photo(runs)
-        if all(c in row for c in FIGURE_COLUMNS) and len(table.figure_rows) < figure_photos:
-            table.figure_rows.append([row[c] for c in FIGURE_COLUMNS])
     return table
+
+
+def figure_rows(net: Backbone, db: patchdb.PatchDB, table: Table1, photos: Sequence[Path],
+                images: Path, show: Sequence[str] = (), count: int = FIGURE_PHOTOS,
+                knn: int = recipes.InversionSettings.knn) -> list[list[tuple[Image.Image, str]]]:
+    """FIGURE_COLUMNS for the photos whose name contains one of `show` (default: the first
+    `count` with every unwhitened result saved): the photo, its k-NN start (a database lookup,
+    made again) and each method's saved result with its two measures."""
+    measured = {(r.photo, r.method): r for r in table.runs if not r.whiten}
+    ready = [p for p in photos if all((p.name, m) in measured
+                                      and result_path(images, p.name, m, False).is_file()
+                                      for m in METHODS)]
+    chosen = [p for p in ready if any(part in p.name for part in show)] if show else ready[:count]
+    rows = []
+    for path in chosen:
+        x = load_tensor(path, net.input_size)
+        with torch.no_grad():
+            pool5 = net(x.to(net.device)).pool5.cpu()
+        start, _ = db.knn_image(pool5, net.input_size, knn)
+        row = [(to_pil(x), path.name[-24:]), (to_pil(start), "k-NN start")]
+        for method in METHODS:
+            r = measured[(path.name, method)]
+            row.append((Image.open(result_path(images, path.name, method, False)).convert("RGB"),
+                        f"{method} {r.relative_l2:.3f} / {r.feature_error:.3f}"))
+        rows.append(row)
+    return rows
 
 
 def result_path(images: Path, photo: str, method: str, whiten: bool) -> Path:

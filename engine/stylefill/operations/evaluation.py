@@ -11,7 +11,15 @@ from pydantic import Field
 
 from .. import patchdb
 from ..errors import InputError
-from ..evaluation import FIGURE_PHOTOS, METHODS, Run, judge_results, photos_in, table1
+from ..evaluation import (
+    FIGURE_PHOTOS,
+    METHODS,
+    Run,
+    figure_rows,
+    judge_results,
+    photos_in,
+    table1,
+)
 from ..images import save_image
 from ..optvis import recipes
 from ..paths import atomic_write
@@ -49,7 +57,9 @@ class Table1Request(Request):
     layer: str | None = Field(None, description="the layer inverted (default: the backbone's "
                               "last spatial map)")
     figure_rows: int = Field(FIGURE_PHOTOS, ge=1, le=50, description="photos shown in "
-                             "table1.png (the first ones run)")
+                             "table1.png (the first ones in name order)")
+    figure: list[str] = Field([], max_length=50, description="instead, the photos shown in "
+                              "table1.png: those whose file name contains one of these")
     iters: int = iters_field(recipes.InversionSettings.iters)
     seed: Seed = 0
     backbone: BackboneName = backbone_field()
@@ -74,11 +84,12 @@ def run_table1(req: Table1Request, progress: Progress | None, cancel: Cancel | N
         with journal.open("a") as f:
             f.write("".join(json.dumps(r.__dict__) + "\n" for r in runs))
 
-    table = table1(net, photos, whiten=WHITEN[req.whiten], layer=req.layer, seed=req.seed, db=db,
-                   settings=replace(recipes.InversionSettings(), iters=req.iters), done=done,
-                   on_photo=record, figure_photos=req.figure_rows, images=out / "images",
-                   progress=scaled(progress, 0.0, 0.98), cancel=cancel)
+    table = table1(net, photos, out / "images", whiten=WHITEN[req.whiten], layer=req.layer,
+                   seed=req.seed, db=db, settings=replace(recipes.InversionSettings(), iters=req.iters),
+                   done=done, on_photo=record, progress=scaled(progress, 0.0, 0.98), cancel=cancel)
     judge_results(table, photos, out / "images", scaled(progress, 0.98, 1.0), cancel)
+    table.figure_rows = figure_rows(net, db, table, photos, out / "images", req.figure,
+                                    req.figure_rows)
     text = table.markdown()
     atomic_write(out / "table1.md", lambda tmp: Path(tmp).write_text(
         f"# Table 1 on {len(photos)} photos of {req.folder}\n\n{net.name}, layer "
