@@ -19,7 +19,8 @@ LAYERS = {
     1: {"backbones", "optvis.objectives", "optvis.param", "optvis.transforms",
         "optvis.regularizers", "optvis.patch_prior", "optvis.solver", "optvis", "patchdb",
         "masks", "classification", "judge"},
-    2: {"optvis.recipes", "completion", "styles", "sheets", "retrieval", "evaluation"},
+    2: {"optvis.recipes", "completion", "styles", "sheets", "retrieval", "evaluation",
+        "naturalness"},
     3: {"operations"},
     4: {"api", "cli", "server", "jobs", "__main__"},
 }
@@ -72,7 +73,7 @@ def test_every_module_has_a_layer_and_imports_point_down():
 
 
 # The judge network only evaluates: no objective, recipe or training may see it.
-JUDGE_USERS = {"evaluation"}
+JUDGE_USERS = {"evaluation", "naturalness", "operations.evaluation"}
 
 
 def test_only_evaluation_uses_the_judge():

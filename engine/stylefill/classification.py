@@ -1,8 +1,10 @@
 """What the network sees: top-k classes of an image, a class's probability, the classes that fit
-a selection's context, and how a result's class evidence survives blur and resampling."""
+a selection's context, and how a result's class evidence survives blur, resampling and JPEG."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -82,18 +84,42 @@ def selection_class(image: Image.Image, mask: np.ndarray, backbone: Backbone) ->
     return inside_selection(image, mask, backbone, 1)[0].index
 
 
-def robustness(backbone: Backbone, image: torch.Tensor, index: int) -> dict[str, float]:
-    """Class probability clean, after a 1 px Gaussian blur and after a 2x down-up resample.
+def _down_up(resample: Image.Resampling, up: Image.Resampling | None = None) -> Callable:
+    def transform(img: Image.Image) -> Image.Image:
+        w, h = img.size
+        return img.resize((w // 2, h // 2), resample).resize((w, h), up or resample)
+    return transform
 
-    Adversarial noise loses the class under both; a natural-looking image keeps it.
-    """
+
+def _jpeg(img: Image.Image, quality: int = 75) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+# What a photo survives and adversarial texture does not; each acts on the view at the solver's
+# input size. "area" averages 2x2 blocks down and goes back up bilinearly.
+TRANSFORMS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "clean": lambda img: img,
+    "blur 1px": lambda img: img.filter(ImageFilter.GaussianBlur(1)),
+    "2x bilinear": _down_up(Image.Resampling.BILINEAR),
+    "2x bicubic": _down_up(Image.Resampling.BICUBIC),
+    "2x area": _down_up(Image.Resampling.BOX, Image.Resampling.BILINEAR),
+    "jpeg 75": _jpeg,
+}
+
+
+def transformed(image: torch.Tensor) -> torch.Tensor:
+    """A (1, 3, H, W) image under each of TRANSFORMS, in their order: (len(TRANSFORMS), 3, H, W)."""
     pil = to_pil(image)
-    w, h = pil.size
-    blurred = pil.filter(ImageFilter.GaussianBlur(1))
-    resampled = pil.resize((w // 2, h // 2), Image.Resampling.BICUBIC).resize(
-        (w, h), Image.Resampling.BICUBIC)
-    return {
-        "clean": class_prob(backbone, to_tensor(pil), index),
-        "blur": class_prob(backbone, to_tensor(blurred), index),
-        "resample": class_prob(backbone, to_tensor(resampled), index),
-    }
+    return torch.cat([to_tensor(t(pil)) for t in TRANSFORMS.values()])
+
+
+def robustness(backbone: Backbone, image: torch.Tensor, index: int) -> dict[str, float]:
+    """The class probability of a (1, 3, H, W) image under each of TRANSFORMS.
+
+    Adversarial noise loses the class under blur and resampling; a natural-looking image keeps it.
+    """
+    with torch.no_grad():
+        probs = backbone(transformed(image).to(backbone.device)).logits.softmax(-1)[:, index]
+    return dict(zip(TRANSFORMS, map(float, probs.cpu()), strict=True))

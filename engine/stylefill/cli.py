@@ -119,13 +119,17 @@ def _add_option(parser: argparse.ArgumentParser, name: str, info: FieldInfo) -> 
                             default=argparse.SUPPRESS, **kw)
 
 
-def _add_inputs(parser: argparse.ArgumentParser, inputs: dict[str, str]) -> None:
-    if "image" in inputs:
-        parser.add_argument("image", metavar="PHOTO" if "selection" in inputs else "IMAGE")
+def _add_inputs(parser: argparse.ArgumentParser, inputs: dict[str, str],
+                required: dict[str, str]) -> None:
+    """The image (positional) where every request needs one; --mask/--rect for a selection,
+    "optional" where a request may have none."""
+    if "image" in required:
+        parser.add_argument("image", metavar="PHOTO" if "selection" in required else "IMAGE")
     if "selection" in inputs:
+        optional = "" if "selection" in required else " (optional)"
         parser.add_argument("--mask", metavar="MASK.png", help="the selection: PNG of the photo's "
-                            "size, non-zero (or alpha) = selected")
-        parser.add_argument("--rect", metavar="x,y,w,h", help="the selection as a rectangle")
+                            f"size, non-zero (or alpha) = selected{optional}")
+        parser.add_argument("--rect", metavar="x,y,w,h", help=f"the selection as a rectangle{optional}")
 
 
 def _add_outputs(parser: argparse.ArgumentParser, op: Operation) -> None:
@@ -147,7 +151,7 @@ def _add_outputs(parser: argparse.ArgumentParser, op: Operation) -> None:
 def _add_operation(sub: Any, groups: dict[str, Any], op: Operation) -> None:
     parent = sub if len(op.words) == 1 else groups[op.words[0]]
     parser = parent.add_parser(op.words[-1], help=op.help, description=op.request.__doc__)
-    _add_inputs(parser, op.request.input_kinds(required=True))
+    _add_inputs(parser, op.request.input_kinds(), op.request.input_kinds(required=True))
     fields = op.request.option_fields()
     for name in sorted(fields, key=lambda n: not fields[n].is_required()):  # required ones first
         _add_option(parser, name, fields[name])
@@ -187,7 +191,7 @@ def request_from_args(op: Operation, args: argparse.Namespace) -> Request:
     inputs = op.request.input_kinds(required=True)
     if "image" in inputs:
         values["image"] = load_image(args.image)
-    if "selection" in inputs:
+    if "selection" in inputs or getattr(args, "mask", None) or getattr(args, "rect", None):
         values["selection"] = selection_mask(values["image"].size, _mask_bytes(args.mask),
                                              _rect(args.rect) if args.rect else None)
     try:

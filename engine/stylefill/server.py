@@ -251,10 +251,11 @@ def _request(op: Operation, params: dict, body: _Selection) -> OperationRequest:
     elif body.image is not None or body.mask is not None or body.rect is not None:
         name = "image" if body.image is not None else "mask" if body.mask is not None else "rect"
         raise InputError(f"{op.name} takes no '{name}'")
-    if "selection" in kinds:
+    given = body.mask is not None or body.rect is not None
+    if "selection" in kinds and (given or "selection" in op.request.input_kinds(required=True)):
         mask = _b64("mask", body.mask) if body.mask is not None else None
         values["selection"] = selection_mask(values["image"].size, mask, body.rect)
-    elif body.mask is not None or body.rect is not None:
+    elif given:
         raise InputError(f"{op.name} works on the whole image; it takes no mask or rect")
     return op.request.model_validate(values)
 

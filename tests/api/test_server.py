@@ -360,3 +360,24 @@ def test_body_over_the_limit_gets_413(small_engine):
         r = c.post("/v1/jobs", json={"kind": "visualize", "params": {"class": "ladybug",
                                                                       "iters": 0}})
         assert r.status_code == 422 and "params.iters" in r.json()["detail"]
+
+
+def test_naturalness_job_with_and_without_a_selection(client):
+    """An operation whose selection is optional: a rect makes it judge the context crop and
+    measure the fill; none judges the whole image; a rect on a selection-less kind is refused."""
+    import skimage.data
+
+    photo = b64_png(Image.fromarray(skimage.data.chelsea()))
+    results = []
+    for extra in ({}, {"rect": [150, 40, 120, 120]}):
+        job = submit(client, {"kind": "naturalness", "image": photo,
+                              "params": {"class": "Egyptian cat"}, **extra})
+        final, _ = wait(client, job["id"], lambda s: s["state"] in FINISHED, timeout=120)
+        assert final["state"] == "done", final
+        results.append(client.get(f"/v1/jobs/{job['id']}/result").json()["metrics"])
+    whole, selected = results
+    assert whole["view"] == "image" and whole["fill"] is None
+    assert selected["view"].startswith("context crop") and selected["fill"]["slope"] > 0
+    assert whole["judge_network"] == "efficientnet-lite2" and whole["judge_top1"] == "Egyptian cat"
+    r = client.post("/v1/jobs", json={"kind": "invert_code", "image": photo, "rect": [0, 0, 8, 8]})
+    assert r.status_code == 400 and "no mask or rect" in r.text, r.text

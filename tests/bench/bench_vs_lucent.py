@@ -134,7 +134,7 @@ def print_table(args: argparse.Namespace, net: Backbone, index: int, name: str,
         if label == "lucent" and args.lucent_size != img.shape[-1]:
             size = f"{args.lucent_size}->{img.shape[-1]}"
         print(f"{label:10}{t:9.1f}{t / args.steps * 1000:10.1f}{size:>10}{rob['clean']:9.4f}"
-              f"{rob['blur']:9.4f}{rob['resample']:10.4f}")
+              f"{rob['blur 1px']:9.4f}{rob['2x bicubic']:10.4f}")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     styling.RETRIEVE,
     database.BUILD_PATCHDB,
     evaluation.TABLE1,
+    evaluation.NATURALNESS,
 )}
 _BY_REQUEST = {op.request: op for op in OPERATIONS.values()}
 

@@ -75,6 +75,10 @@ Photo = Annotated[Image.Image, BeforeValidator(_photo), Input("image")]
 OptionalPhoto = Annotated[Image.Image | None,
                           BeforeValidator(lambda v: None if v is None else _photo(v)), Input("image")]
 Selection = Annotated[np.ndarray, BeforeValidator(_bool_array), Input("selection")]
+# A selection only some uses of an operation have (an edit's result, not a whole image).
+OptionalSelection = Annotated[np.ndarray | None,
+                              BeforeValidator(lambda v: None if v is None else _bool_array(v)),
+                              Input("selection")]
 BackboneName = Annotated[str, AfterValidator(check_name),
                         Field(json_schema_extra={"enum": list(BACKBONES)})]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="random seed")]
@@ -114,7 +118,7 @@ class Request(BaseModel):
             self.size = input_size(self.backbone)
         if getattr(self, "cls", None) is not None:
             self._index = resolve_class(self.cls)[0]
-        if "selection" in self.input_kinds():
+        if "selection" in self.input_kinds() and self.selection is not None:
             self._check_selection()
         self.check()
 

@@ -1,4 +1,5 @@
-"""Evaluations that reproduce the paper's tables on a folder of the user's photos."""
+"""Evaluations: the paper's Table 1 on a folder of the user's photos, and how natural one
+result is (its class evidence under the solver and the judge network, and photo statistics)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,19 @@ from ..evaluation import (
     table1,
 )
 from ..images import save_image
+from ..judge import load_judge
+from ..naturalness import naturalness
 from ..optvis import recipes
 from ..paths import atomic_write
-from ..progress import Cancel, Progress, scaled
+from ..progress import Cancel, Progress, report, scaled
 from .base import (
     BackboneName,
+    ClassRef,
     Cli,
     Operation,
+    OptionalSelection,
     Outcome,
+    Photo,
     Request,
     Seed,
     backbone_field,
@@ -129,3 +135,36 @@ def _resumed(journal: Path, setup: dict) -> list[Run]:
 TABLE1 = Operation("table1", Table1Request, run_table1,
                    "the paper's Table 1 on a folder of photos (markdown table and figure)",
                    command=("eval", "table1"))
+
+
+class NaturalnessRequest(Request):
+    """How natural a result is: the class probability under the solver's network and the judge
+    (EfficientNet-Lite2), clean and after blur, resampling and JPEG, with photo statistics; for
+    an edit give its selection (the context crop is judged, the fill measured beside the photo
+    around it)."""
+
+    image: Photo
+    selection: OptionalSelection = None
+    cls: Annotated[ClassRef, Cli(metavar="CLASS")] = Field(alias="class")
+    report: Annotated[str | None, Cli(aliases=("-o",), metavar="REPORT.md")] = Field(
+        None, description="also write the Markdown table to this file")
+    backbone: BackboneName = backbone_field()
+
+
+def run_naturalness(req: NaturalnessRequest, progress: Progress | None,
+                    cancel: Cancel | None) -> Outcome:
+    net = network(req.backbone, progress)
+    report(progress, 0.5, "judging")
+    found = naturalness(net, load_judge(), req.image, req.index, req.selection)
+    text = found.markdown()
+    files = {}
+    if req.report:
+        atomic_write(Path(req.report), lambda tmp: Path(tmp).write_text(text))
+        files["report"] = req.report
+    return Outcome({"backbone": net.name, "judge_network": "efficientnet-lite2", **found.as_json()},
+                   files=files, summary=text)
+
+
+NATURALNESS = Operation("naturalness", NaturalnessRequest, run_naturalness,
+                        "how natural a result is: solver and judge probabilities under "
+                        "transforms, photo statistics", command=("eval", "naturalness"))

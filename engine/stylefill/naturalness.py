@@ -1,0 +1,96 @@
+"""Is a result natural, or adversarial texture for the network it was optimised against?
+
+Three kinds of evidence on one view of the result (the image's centre square, or for an edit
+the square context crop around the selection, as insert sees it), at the solver's input size:
+- the class probability under the solver's network, clean and after the blur, resampling and
+  JPEG a photo survives (TRANSFORMS);
+- the same under the judge network (EfficientNet-Lite2), which no objective may use;
+- photo statistics: the high-frequency share and spectral slope of the image, or of the fill
+  beside those of the photo around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+from .backbones import Backbone
+from .classification import TRANSFORMS, robustness, transformed
+from .completion import InsertSettings
+from .images import fit_square, to_tensor
+from .judge import Judge
+from .photo_stats import SpectrumStats, spectrum_stats
+from .regions import Box, context_box, crop, selection_box
+
+
+@dataclass
+class Naturalness:
+    cls: str
+    index: int
+    view: str                          # "image" or "context crop WxH at x,y"
+    solver: dict[str, float]           # class probability per TRANSFORMS, solver's network
+    judge: dict[str, float]            # ... and under the judge
+    judge_top1: str                    # what the judge sees in the clean view
+    image: SpectrumStats               # the whole view
+    fill: SpectrumStats | None = None  # an edit's selection, and the photo around it
+    surroundings: SpectrumStats | None = None
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        return {"class": data.pop("cls"), **data}
+
+    def markdown(self) -> str:
+        """Probabilities per transform and network, then the photo statistics."""
+        lines = [f"{self.cls} ({self.view}); the judge's top-1: {self.judge_top1}", "",
+                 "| network | " + " | ".join(TRANSFORMS) + " |",
+                 "|---|" + "---|" * len(TRANSFORMS)]
+        for name, probs in (("solver", self.solver), ("judge", self.judge)):
+            lines.append(f"| {name} | " + " | ".join(f"{probs[t]:.3f}" for t in TRANSFORMS) + " |")
+        lines += ["", "| region | high-frequency share | spectral slope |", "|---|---|---|"]
+        for name in ("image", "fill", "surroundings"):
+            stats = getattr(self, name)
+            if stats is not None:
+                lines.append(f"| {name} | {stats.high_frequency_share:.3f} | {stats.slope:.2f} |")
+        return "\n".join(lines) + "\n"
+
+
+def naturalness(net: Backbone, judge: Judge, image: Image.Image, index: int,
+                selection: np.ndarray | None = None,
+                context: float = InsertSettings.context,
+                min_context: int = InsertSettings.min_context) -> Naturalness:
+    """The evidence on `image` (an edit's whole photo with its `selection`, or a result by
+    itself) that it shows class `index` as a photo would."""
+    image = image.convert("RGB")
+    view, label = image, "image"
+    fill = surroundings = None
+    if selection is not None:
+        box = context_box(selection_box(selection), image.width, image.height, context, min_context)
+        view = Image.fromarray(crop(np.asarray(image), box))
+        label = f"context crop {box.size[0]}x{box.size[1]} at {box.x0},{box.y0}"
+        fill = spectrum_stats(np.asarray(image) / 255.0, selection)
+        surroundings = around(image, selection_box(selection))
+    size = net.input_size
+    shown = to_tensor(fit_square(view, size))  # the centre square, as classify sees a photo
+    judged = judge.probs(transformed(shown))
+    return Naturalness(net.categories[index], index, label, robustness(net, shown, index),
+                       dict(zip(TRANSFORMS, map(float, judged[:, index]), strict=True)),
+                       judge.categories[int(judged[0].argmax())], spectrum_stats(shown),
+                       fill, surroundings)
+
+
+def around(image: Image.Image, box: Box) -> SpectrumStats | None:
+    """The photo around a selection: the mean statistics of the tiles of the selection's size
+    left, right, above and below it that lie inside the photo (None if none does)."""
+    w, h = box.size
+    rgb = np.asarray(image) / 255.0
+    tiles = [Box(box.x0 - w, box.y0, box.x0, box.y1), Box(box.x1, box.y0, box.x1 + w, box.y1),
+             Box(box.x0, box.y0 - h, box.x1, box.y0), Box(box.x0, box.y1, box.x1, box.y1 + h)]
+    stats = [spectrum_stats(rgb[t.y0:t.y1, t.x0:t.x1]) for t in tiles
+             if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= image.width and t.y1 <= image.height
+             and min(w, h) >= 8]
+    if not stats:
+        return None
+    return SpectrumStats(float(np.mean([s.high_frequency_share for s in stats])),
+                         float(np.mean([s.slope for s in stats])))
