@@ -66,7 +66,9 @@ def fetch(package: str) -> Path:
         for f in files:
             dest = root / f
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(out / inner / f, dest)
+            part = dest.with_name(dest.name + f".{os.getpid()}.part")
+            shutil.copy2(out / inner / f, part)
+            part.replace(dest)  # a copy cut short is never taken for the file
     return root
 
 
