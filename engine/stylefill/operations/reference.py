@@ -7,6 +7,7 @@ A test keeps the file equal to this output, so the table never drifts from the c
 
 from __future__ import annotations
 
+import inspect
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -45,12 +46,13 @@ def _default(info: FieldInfo) -> str:
 
 
 def _cli(op: Operation) -> str:
-    kinds = op.request.input_kinds()
+    kinds, required = op.request.input_kinds(), op.request.input_kinds(required=True)
     words = ["stylefill", *op.words]
     if "image" in kinds:
-        words.append("PHOTO" if "selection" in kinds else "IMAGE")
+        words.append("PHOTO" if "selection" in required else "IMAGE")
     if "selection" in kinds:
-        words.append("(--mask M.png | --rect x,y,w,h)")
+        words.append("(--mask M.png | --rect x,y,w,h)" if "selection" in required
+                     else "[--mask M.png | --rect x,y,w,h]")
     if op.makes != "data":
         words.append("-o OUT.png")
     if op.makes == "edit":
@@ -68,7 +70,7 @@ def _http(op: Operation) -> str:
 
 
 def section(op: Operation) -> str:
-    lines = [f"### {' '.join(op.words)}", "", op.request.__doc__.strip(), "",
+    lines = [f"### {' '.join(op.words)}", "", inspect.cleandoc(op.request.__doc__), "",
              f"- CLI: `{_cli(op)}`", f"- HTTP: {_http(op)}",
              f"- Python: `run({op.request.__name__}(...))` -> {OUTPUTS[op.makes]}", "",
              "| option | type | default | meaning |", "|---|---|---|---|"]
