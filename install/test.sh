@@ -26,15 +26,15 @@ if [ $# -gt 0 ]; then  # a chosen part of the suite: as asked
     exit "$rc"
 fi
 
-# The whole suite. Its longest test, Table 1 on ten held-out photos (30 inversions), runs in a
-# second pytest beside the rest, each on one thread: on two cores the two halves overlap.
+# The whole suite. Its longest test, Table 1 on ten held-out photos (30 inversions), runs on one
+# thread in a second pytest beside the rest, so the two cores overlap. The rest keeps torch's
+# default threads: learned data-free styles depend on the thread count (docs/styles.md).
 SLOW=tests/test_evaluation.py::test_table1_at_matched_features_on_held_out_photos
 SIDE=$(mktemp -d)
 trap 'rm -rf "$SIDE"' EXIT
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 echo "== pytest (and $SLOW beside it)"
-"$VENV/bin/python" -m pytest "$SLOW" -p no:cacheprovider --basetemp "$SIDE/tmp" \
-    >"$SIDE/log" 2>&1 &
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$VENV/bin/python" -m pytest "$SLOW" -p no:cacheprovider \
+    --basetemp "$SIDE/tmp" >"$SIDE/log" 2>&1 &
 side=$!
 "$VENV/bin/python" -m pytest --deselect "$SLOW"
 rc=$?
