@@ -64,13 +64,16 @@ class Table1:
     # the judge's verdict on each saved result, by (photo, method, whiten)
     verdicts: dict[tuple[str, str, bool], Verdict] = field(default_factory=dict)
 
+    def of(self, method: str, whiten: bool) -> list[Run]:
+        return [r for r in self.runs if r.method == method and r.whiten == whiten]
+
     def values(self, method: str, whiten: bool, measure: str) -> list[float]:
-        return [getattr(r, measure) for r in self.runs if r.method == method and r.whiten == whiten]
+        return [getattr(r, measure) for r in self.of(method, whiten)]
 
     def wins(self, better: str, worse: str, whiten: bool) -> tuple[int, int]:
         """On how many photos `better` has the lower relative L2 than `worse`, of how many."""
-        a = {r.photo: r.relative_l2 for r in self.runs if r.method == better and r.whiten == whiten}
-        b = {r.photo: r.relative_l2 for r in self.runs if r.method == worse and r.whiten == whiten}
+        a = {r.photo: r.relative_l2 for r in self.of(better, whiten)}
+        b = {r.photo: r.relative_l2 for r in self.of(worse, whiten)}
         shared = a.keys() & b.keys()
         return sum(a[p] < b[p] for p in shared), len(shared)
 
@@ -78,12 +81,11 @@ class Table1:
         """Mean, median and std of both measures per method, then per-photo wins."""
         lines = ["| method | whiten | photos | relative L2 mean | median | std | feature error "
                  "mean | median | std | 95th pct |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for whiten in self.whitenings():
-            for method in METHODS:
-                rl2, fe = (self.values(method, whiten, m) for m in ("relative_l2", "feature_error"))
-                if rl2:
-                    lines.append(f"| {method} | {'yes' if whiten else 'no'} | {len(rl2)} | "
-                                 f"{_stats(rl2)} | {_stats(fe)} | {_percentile(fe, 95):.4f} |")
+        def errors(runs: list[Run]) -> str:
+            fe = [r.feature_error for r in runs]
+            return f"{_stats([r.relative_l2 for r in runs])} | {_stats(fe)} | {_percentile(fe, 95):.4f}"
+
+        lines += self._per_method(self.of, errors)
         lines += ["", *self.spectrum_lines(), "", *self.verdict_lines(), ""]
         for whiten in self.whitenings():
             for better, worse in (("ours", "[8]+[7]"), ("[8]+[7]", "[8]+rand")):
@@ -104,14 +106,10 @@ class Table1:
         lines.append(f"| the photos | - | {len(photos)} | "
                      f"{statistics.median(r.photo_hf_share for r in photos):.3f} | "
                      f"{statistics.median(r.photo_slope for r in photos):.2f} |")
-        for whiten in self.whitenings():
-            for method in METHODS:
-                runs = [r for r in measured if r.method == method and r.whiten == whiten]
-                if runs:
-                    lines.append(f"| {method} | {'yes' if whiten else 'no'} | {len(runs)} | "
-                                 f"{statistics.median(r.hf_share for r in runs):.3f} | "
-                                 f"{statistics.median(r.slope for r in runs):.2f} |")
-        return lines
+        return lines + self._per_method(
+            lambda m, w: [r for r in self.of(m, w) if r.hf_share is not None],
+            lambda runs: f"{statistics.median(r.hf_share for r in runs):.3f} | "
+                         f"{statistics.median(r.slope for r in runs):.2f}")
 
     def verdict_lines(self) -> list[str]:
         """How often the judge network sees in each method's result what it sees in the photo."""
@@ -119,14 +117,17 @@ class Table1:
             return []
         lines = ["| method | whiten | photos judged | judge's top-1 as on the photo | in its top 5 "
                  "| median p(photo's class) |", "|---|---|---|---|---|---|"]
-        for whiten in self.whitenings():
-            for method in METHODS:
-                got = [v for (_, m, w), v in self.verdicts.items() if m == method and w == whiten]
-                if got:
-                    lines.append(f"| {method} | {'yes' if whiten else 'no'} | {len(got)} | "
-                                 f"{sum(v.rank == 1 for v in got)} | {sum(v.rank <= 5 for v in got)} "
-                                 f"| {statistics.median(v.p for v in got):.3f} |")
-        return lines
+        return lines + self._per_method(
+            lambda m, w: [v for (_, vm, vw), v in self.verdicts.items() if vm == m and vw == w],
+            lambda got: f"{sum(v.rank == 1 for v in got)} | {sum(v.rank <= 5 for v in got)} | "
+                        f"{statistics.median(v.p for v in got):.3f}")
+
+    def _per_method(self, pick: Callable[[str, bool], list], cells: Callable[[list], str]) -> list[str]:
+        """A table row per method and whitening that `pick` finds anything for: the method,
+        whitening, how many it found, then `cells` of them."""
+        return [f"| {method} | {'yes' if whiten else 'no'} | {len(found)} | {cells(found)} |"
+                for whiten in self.whitenings() for method in METHODS
+                if (found := pick(method, whiten))]
 
     def whitenings(self) -> list[bool]:
         return sorted({r.whiten for r in self.runs})

@@ -66,11 +66,12 @@ def naturalness(net: Backbone, judge: Judge, image: Image.Image, index: int,
     view, label = image, "image"
     fill = surroundings = None
     if selection is not None:
-        box = context_box(selection_box(selection), image.width, image.height, context, min_context)
+        selected = selection_box(selection)
+        box = context_box(selected, image.width, image.height, context, min_context)
         view = Image.fromarray(crop(np.asarray(image), box))
         label = f"context crop {box.size[0]}x{box.size[1]} at {box.x0},{box.y0}"
         fill = spectrum_stats(np.asarray(image) / 255.0, selection)
-        surroundings = around(image, selection_box(selection))
+        surroundings = around(image, selected)
     size = net.input_size
     shown = to_tensor(fit_square(view, size))  # the centre square, as classify sees a photo
     judged = judge.probs(transformed(shown))
@@ -84,12 +85,13 @@ def around(image: Image.Image, box: Box) -> SpectrumStats | None:
     """The photo around a selection: the mean statistics of the tiles of the selection's size
     left, right, above and below it that lie inside the photo (None if none does)."""
     w, h = box.size
+    if min(w, h) < 8:  # too small for spectrum statistics
+        return None
     rgb = np.asarray(image) / 255.0
     tiles = [Box(box.x0 - w, box.y0, box.x0, box.y1), Box(box.x1, box.y0, box.x1 + w, box.y1),
              Box(box.x0, box.y0 - h, box.x1, box.y0), Box(box.x0, box.y1, box.x1, box.y1 + h)]
     stats = [spectrum_stats(rgb[t.y0:t.y1, t.x0:t.x1]) for t in tiles
-             if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= image.width and t.y1 <= image.height
-             and min(w, h) >= 8]
+             if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= image.width and t.y1 <= image.height]
     if not stats:
         return None
     return SpectrumStats(float(np.mean([s.high_frequency_share for s in stats])),
