@@ -3,7 +3,7 @@
     .venv/bin/python docs/figures.py [--db NAME]
 
 Writes docs/images/inversion.png (photo, k-NN initial image, the three Table-1 methods, with
-their relative L2) and docs/images/classes.png (class visualisations with their probability).
+their relative L2); class visualisations are drawn by docs/natural_figures.py.
 
     .venv/bin/python docs/figures.py --invert-code [PHOTO ...]
 
@@ -21,7 +21,6 @@ from PIL import Image, ImageDraw
 
 from stylefill import patchdb
 from stylefill.backbones import load_backbone
-from stylefill.classes import resolve_class
 from stylefill.images import load_tensor, to_pil
 from stylefill.optvis import recipes
 
@@ -111,12 +110,7 @@ def main() -> None:
                      (ours.image, f"patch prior {ours.relative_l2:.3f}")])
     HERE.mkdir(parents=True, exist_ok=True)
     labelled_grid(rows).save(HERE / "inversion.png")
-    row = []
-    for cls in ("ladybug", "goldfish", "daisy", "volcano", "tabby"):
-        res = recipes.visualize(net, resolve_class(cls, net.categories)[0])
-        row.append((res.image, f"{res.cls} p={res.prob:.2f}"))
-    labelled_grid([row]).save(HERE / "classes.png")
-    print(f"wrote {HERE / 'inversion.png'} and {HERE / 'classes.png'}")
+    print(f"wrote {HERE / 'inversion.png'}")
 
 
 if __name__ == "__main__":

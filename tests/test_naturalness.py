@@ -18,6 +18,7 @@ from stylefill.optvis import recipes
 
 STRAWBERRY = 949
 LADYBUG = 301
+GOLDFISH = 1
 
 
 def test_a_real_photo_is_recognised_by_both_networks_and_measures_as_a_photo(backbone,
@@ -43,6 +44,23 @@ def test_adversarial_pixels_fool_the_solver_but_not_the_judge(backbone):
     assert found.solver["clean"] >= 0.9
     assert found.judge["clean"] < 0.1 and found.judge_top1 != "ladybug"
     assert found.image.high_frequency_share > 0.5
+
+
+def test_default_visualize_is_seen_by_the_judge_and_measures_as_a_photo(backbone):
+    """The issue's bar for a class visualisation, on goldfish: p >= 0.9 clean, >= 0.5 under
+    every transform, the judge's top-1, and a photo's spectrum; Lucid's Fourier basis with
+    its usual views (the previous default) is recognised too, but is noisier than a photo.
+    (Ladybug and lemon are the two of the ten classes the judge misses: docs/evaluation.md.)"""
+    judge = load_judge()
+    found = naturalness(backbone, judge, to_pil(recipes.visualize(backbone, GOLDFISH).image), GOLDFISH)
+    print(found.markdown())
+    assert found.solver["clean"] >= 0.9 and min(found.solver.values()) >= 0.5, found.solver
+    assert found.judge_top1 == "goldfish"
+    assert found.image.high_frequency_share <= 0.5 and found.image.slope >= 1.0, found.image
+    lucid = replace(recipes.VisualizationSettings(), param="fourier", degrade=False)
+    before = naturalness(backbone, judge, to_pil(recipes.visualize(backbone, GOLDFISH, settings=lucid).image),
+                         GOLDFISH)
+    assert before.image.high_frequency_share > 0.5 and before.image.slope < 1.0, before.image
 
 
 def test_a_noisy_fill_stands_out_from_the_photo_around_it(backbone, foolbox_images):

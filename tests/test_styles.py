@@ -16,7 +16,7 @@ from stylefill.backbones import Masks
 from stylefill.classification import predict
 from stylefill.errors import InputError
 from stylefill.images import to_tensor
-from stylefill.optvis.recipes import VisualizationSettings, visualize
+from stylefill.optvis.recipes import visualize
 
 
 def _fc7_unit(backbone, images: torch.Tensor) -> np.ndarray:
@@ -48,7 +48,7 @@ def test_style_previews_differ_more_than_reruns_of_one_style(backbone, ladybug_s
     stored = torch.cat([to_tensor(Image.open(ss.preview_path(s.id)).convert("RGB")) for s in ss.styles])
     f = _fc7_unit(backbone, stored)
     between = (1 - f @ f.T)[np.triu_indices(len(f), 1)]
-    vis = VisualizationSettings(iters=styles.PreviewSettings.iters, patch=styles.PreviewSettings.patch)
+    vis = styles.PreviewSettings().visualization()
     same = []
     for k in (0, 1):
         rerun = visualize(backbone, 301, seed=1, masks=Masks(m7=ss.m7(k)), settings=vis,

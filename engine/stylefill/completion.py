@@ -22,6 +22,7 @@ from .backbones import Backbone, Masks
 from .classification import class_prob
 from .errors import InputError
 from .masks import cells_under
+from .optvis.param import amplitude_of
 from .optvis.recipes import Regularisation, visualize_masked
 from .progress import Cancel, Progress, report, scaled
 from .regions import Box, as_mask, context_box, crop, resize_square, rgb_tensor, selection_box
@@ -46,6 +47,10 @@ class InsertSettings:
     refine: bool = False         # second pass at 2x resolution when the context crop is > 2x
     refine_iters: int = 40
     blend: str = "seamless"     # measured: seam contrast 1.0 vs 1.2 for alpha, same prob_after
+    param: str = "fourier"       # insert's fill: "fourier", or "maco" (the surroundings' spectrum)
+    degrade: bool = False        # random blur and resampling among the views
+    grain: bool = True           # add the photo's own detail finer than the fill's resolution
+    max_gain: float = 1.0        # maco: how much bolder than its surroundings the fill may be
 
 
 @dataclass
@@ -112,16 +117,56 @@ def _context(image: Image.Image, mask: np.ndarray, settings: InsertSettings) -> 
     return _Context(rgb, mask, sel, box, crop(rgb, box), crop(mask.astype(np.uint8), box).astype(bool))
 
 
+def _surroundings(ctx: _Context) -> list[np.ndarray]:
+    """The photo around the selection: the four tiles of its bounding box's size left, right,
+    above and below it, mirrored where they leave the photo."""
+    sel = ctx.sel
+    w, h = sel.size
+    return [crop(ctx.rgb, t) for t in (
+        Box(sel.x0 - w, sel.y0, sel.x0, sel.y1), Box(sel.x1, sel.y0, sel.x1 + w, sel.y1),
+        Box(sel.x0, sel.y0 - h, sel.x1, sel.y0), Box(sel.x0, sel.y1, sel.x1, sel.y1 + h))]
+
+
+def surroundings_amplitude(ctx: _Context, height: int, width: int) -> torch.Tensor:
+    """The Fourier amplitude of the photo around the selection at the fill's scale: the mean
+    over the surrounding tiles, each resized to the fill's `width` x `height`."""
+    resized = [cv2.resize(t, (width, height), interpolation=cv2.INTER_AREA) for t in _surroundings(ctx)]
+    return amplitude_of(torch.cat([rgb_tensor(t) for t in resized]))
+
+
+def surroundings_grain(ctx: _Context, scale: float) -> np.ndarray:
+    """The photo's detail finer than a fill upscaled `scale` times can have, (h, w, 3) float
+    for the selection's box: each surrounding tile minus itself down- and upscaled by `scale`,
+    summed and divided by 2 (the four tiles' grain is uncorrelated, so its energy is kept)."""
+    w, h = ctx.sel.size
+    small = (max(1, round(w / scale)), max(1, round(h / scale)))
+    grain = np.zeros((h, w, 3), np.float32)
+    for tile in _surroundings(ctx):
+        tile = tile.astype(np.float32)
+        coarse = cv2.resize(cv2.resize(tile, small, interpolation=cv2.INTER_AREA), (w, h),
+                            interpolation=cv2.INTER_CUBIC)
+        grain += tile - coarse
+    return grain / 2.0
+
+
 def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: int, steps: int,
-           lr: float, m7: torch.Tensor | None, sources: torch.Tensor | None,
+           lr: float, m7: torch.Tensor | None, sources: torch.Tensor | None, param: str,
            settings: InsertSettings, seed: int, progress: Progress | None,
            cancel: Cancel | None) -> torch.Tensor:
     """One masked class visualisation of the context crop at `res` px."""
     back, sel = ctx.at(res)
     masks = Masks(m5=cells_under(sel[0, 0].numpy(), net.map_size(res), settings.cells_dilate), m7=m7)
+    amplitude = None
+    if param == "maco":
+        ys, xs = np.nonzero(sel[0, 0].numpy())
+        amplitude = surroundings_amplitude(ctx, int(ys.max() - ys.min()) + 1, int(xs.max() - xs.min()) + 1)
+    elif param != "fourier":
+        raise InputError(f"unknown fill parameterisation '{param}'; choose fourier or maco")
     return visualize_masked(net, index, back, sel, start, masks=masks,
                             regularisation=Regularisation(tv=settings.tv, patch=settings.patch),
                             prior_sources=sources, iters=steps, lr=lr, seed=seed,
+                            amplitude=amplitude, max_gain=settings.max_gain,
+                            degraded=settings.degrade,
                             progress=progress, stage=f"optimising at {res} px", cancel=cancel)
 
 
@@ -129,8 +174,14 @@ def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> 
     """The fill (network resolution) scaled to the crop and blended into the photo inside the
     selection only; the new photo and the alpha it was blended with (photo-sized)."""
     fill = (fill_work[0].permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
-    up = cv2.INTER_CUBIC if ctx.side > fill.shape[0] else cv2.INTER_AREA
+    scale = ctx.side / fill.shape[0]
+    up = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
     fill = cv2.resize(fill, (ctx.side, ctx.side), interpolation=up)
+    if settings.grain and scale > 1:
+        sel = ctx.sel
+        ys = slice(sel.y0 - ctx.box.y0, sel.y1 - ctx.box.y0)
+        xs = slice(sel.x0 - ctx.box.x0, sel.x1 - ctx.box.x0)
+        fill[ys, xs] = np.clip(fill[ys, xs] + surroundings_grain(ctx, scale) + 0.5, 0, 255).astype(np.uint8)
     h, w = ctx.rgb.shape[:2]
     inside = ctx.box.clipped(w, h)
     sl = (slice(inside.y0 - ctx.box.y0, inside.y1 - ctx.box.y0),
@@ -177,15 +228,16 @@ def fill_selection(
         start = (start + settings.noise * noise * m_t).clamp(0, 1)
     mid = 0.95 * (0.5 if refine else 1.0)
     lr = settings.modify_lr if modify else settings.lr
-    fill = _solve(ctx, net, index, start, size, settings.iters, lr, m7, sources, settings, seed,
-                  scaled(progress, 0.0, mid), cancel)
+    param = "fourier" if modify else settings.param  # modify keeps the object's own spectrum
+    fill = _solve(ctx, net, index, start, size, settings.iters, lr, m7, sources, param, settings,
+                  seed, scaled(progress, 0.0, mid), cancel)
     if refine:
         # Large selections: a shorter second pass at twice the resolution adds the detail that
         # upscaling the first pass cannot.
         size = min(ctx.side, 2 * size)
         up = torch.nn.functional.interpolate(fill, size=size, mode="bicubic", align_corners=False)
         fill = _solve(ctx, net, index, up.clamp(0, 1), size, settings.refine_iters,
-                      settings.modify_lr, m7, sources, settings, seed,
+                      settings.modify_lr, m7, sources, param, settings, seed,
                       scaled(progress, mid, 0.95), cancel)
     report(progress, 0.96, "blending")
     out, alpha = _paste(ctx, fill, settings)

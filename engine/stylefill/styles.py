@@ -54,9 +54,20 @@ class DataFreeSettings:
 
 @dataclass(frozen=True)
 class PreviewSettings:
+    """A style's preview: the class through its m7 pathway with its images' patch prior. It
+    keeps Lucid's Fourier basis and views: the data-free samples it draws its patches from are
+    made that way, and their styles are what the tests and docs/styles.md measured."""
+
     iters: int = 160
     lr: float = 0.05
     patch: float = PATCH_WEIGHT
+    param: str = "fourier"
+    decay: float = 1.0
+    degrade: bool = False
+
+    def visualization(self) -> VisualizationSettings:
+        return VisualizationSettings(iters=self.iters, lr=self.lr, patch=self.patch,
+                                     param=self.param, decay=self.decay, degrade=self.degrade)
 
 
 @dataclass
@@ -328,7 +339,7 @@ def _styles_of(net: Backbone, index: int, images: torch.Tensor, names: list[str]
     loadings, directions = factorize(features, k, seed)
     masks = topic_masks(directions)
     mass = loadings.sum(0) / max(float(loadings.sum()), 1e-12)
-    vis = VisualizationSettings(iters=settings.iters, lr=settings.lr, patch=settings.patch)
+    vis = settings.visualization()
     previews, styles = [], []
     for t in range(k):
         order = list(np.argsort(-loadings[:, t]))

@@ -77,8 +77,7 @@ def learn_timed(net: Backbone, cls: str, seed: int,
 
 def rerun_previews(net: Backbone, ss: styles.StyleSet, seed: int) -> torch.Tensor:
     """Each style's preview made again with another seed, through 8 bits like the stored ones."""
-    settings = recipes.VisualizationSettings(iters=styles.PreviewSettings.iters,
-                                             patch=styles.PreviewSettings.patch)
+    settings = styles.PreviewSettings().visualization()
     reruns = []
     for s in ss.styles:
         res = recipes.visualize(

@@ -6,7 +6,17 @@ import pytest
 import torch
 
 from stylefill.optvis import transforms as tf
-from stylefill.optvis.param import FourierParam, PixelParam, make_param
+from stylefill.optvis.param import (
+    FourierParam,
+    MagnitudeParam,
+    MaskedParam,
+    PixelParam,
+    amplitude_of,
+    make_param,
+    photo_amplitude,
+    start_noise,
+)
+from stylefill.photo_stats import spectrum_stats
 
 
 @pytest.mark.parametrize("shape", [(224, 224), (64, 48), (33, 47)])
@@ -45,8 +55,72 @@ def test_make_param_kinds():
     init = torch.full((1, 3, 8, 8), 0.5)
     assert isinstance(make_param("pixel", init), PixelParam)
     assert isinstance(make_param("fourier", init), FourierParam)
-    with pytest.raises(ValueError, match="pixel, fourier"):
+    assert isinstance(make_param("maco", init), MagnitudeParam)
+    with pytest.raises(ValueError, match="pixel, fourier, maco"):
         make_param("wavelet", init)
+
+
+def _stats(image: torch.Tensor):
+    return spectrum_stats(image[0].permute(1, 2, 0).detach().numpy())
+
+
+def test_the_photos_mean_spectrum_makes_a_photo_like_image_from_any_phase():
+    """MACO's magnitude, from the packaged photos: whatever the phase, the image measures as
+    photos do (share above 0.25 cycles/px 0.2-0.5, slope 1.0-2.0), where the Fourier basis's
+    noise start is almost flat; no grid of axis lines from the photos' edges either."""
+    amplitude = photo_amplitude(224)
+    assert amplitude.shape == (3, 224, 113) and float(amplitude[:, 0, 0].abs().max()) == 0.0
+    for seed in range(3):
+        stats = _stats(MagnitudeParam(start_noise((1, 3, 224, 224), seed, 0.01)).image())
+        assert 0.2 <= stats.high_frequency_share <= 0.5 and 1.0 <= stats.slope <= 2.0, stats
+    noise = _stats(FourierParam(start_noise((1, 3, 224, 224), 0, 0.01)).image())
+    assert noise.slope < 0.5
+    axis = amplitude[:, 1:20, 0].mean() / amplitude[:, 1:20, 1:3].mean()
+    assert float(axis) < 1.5
+
+
+def test_maco_keeps_its_amplitude_while_the_phase_changes(photo):
+    """Only phase and mean colour are free: after any change of phase the spectrum is the
+    given one (exactly, before the sigmoid), and gradients reach the phase."""
+    amplitude = amplitude_of(photo)
+    param = MagnitudeParam(torch.full((1, 3, 224, 224), 0.5), amplitude)
+    param.image().std().backward()
+    assert float(param.phase.grad.abs().sum()) > 0
+    with torch.no_grad():
+        param.phase.add_(torch.randn(param.phase.shape, generator=_gen(1)))
+    spectrum = torch.polar(param.amplitude.expand_as(param.phase), param.phase)
+    z = torch.fft.irfft2(spectrum, s=(224, 224), norm="ortho")
+    got = torch.fft.rfft2(z, norm="ortho").abs()[0]
+    inner = (slice(None), slice(1, -1), slice(1, -1))  # Hermitian edge bins are folded by irfft
+    torch.testing.assert_close(got[inner], amplitude[inner], atol=1e-4, rtol=1e-3)
+
+
+def test_maco_fill_is_placed_in_its_box_and_needs_a_square_without_amplitude(photo):
+    back = torch.zeros(1, 3, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 10:30, 20:44] = 1
+    inner = MagnitudeParam(torch.rand(1, 3, 20, 24, generator=_gen(0)),
+                           amplitude_of(torch.rand(2, 3, 20, 24, generator=_gen(1))))
+    image = MaskedParam(inner, back, mask, offset=(10, 20)).image()
+    torch.testing.assert_close(image[..., 10:30, 20:44], inner.image())
+    assert float(image[..., :10, :].abs().max()) == 0.0 and float(image[..., :, 44:].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="square"):
+        MagnitudeParam(torch.rand(1, 3, 20, 24))
+
+
+def test_degrade_blurs_or_resamples_some_views(photo):
+    """A photo's losses among the views: some pass untouched, the others lose fine detail,
+    and each is differentiable and of the input's size."""
+    x = photo.clone().requires_grad_(True)
+    degrade = tf.degrade()
+    views = [degrade(x, _gen(seed)) for seed in range(12)]
+    untouched = sum(bool(torch.equal(v, x)) for v in views)
+    assert 0 < untouched < 12
+    changed = [v for v in views if not torch.equal(v, x)]
+    assert all(v.shape == x.shape for v in views)
+    assert all(_stats(v).high_frequency_share < _stats(photo).high_frequency_share for v in changed)
+    changed[0].sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -58,6 +132,7 @@ RANDOM_TRANSFORMS = {
     "random_scale": tf.random_scale([0.9, 0.95, 1.05, 1.1]),
     "random_rotate": tf.random_rotate(list(range(-10, 11))),
     "robust": tf.compose(tf.robust()),
+    "degraded robust": tf.compose(tf.robust(degraded=True)),
 }
 
 

@@ -65,12 +65,12 @@ LADYBUG = 301
 
 
 def test_ladybug_is_recognised_and_survives_blur_and_resampling(backbone):
+    """Every loss a photo goes through (blur, three resampling filters, JPEG) keeps it."""
     res = recipes.visualize(backbone, LADYBUG, seed=0)
     assert res.top1 == "ladybug"
     assert res.prob >= 0.9
     probs = robustness(backbone, res.image, res.index)
-    assert probs["blur 1px"] >= 0.5, probs
-    assert probs["2x bicubic"] >= 0.5, probs
+    assert min(probs.values()) >= 0.5, probs
 
 
 def test_plain_pixel_ascent_is_adversarial_and_fails_the_robustness_check(backbone):

@@ -26,7 +26,7 @@ from .base import (
     network,
 )
 
-CODE_INVERSION = recipes.VisualizationSettings(iters=128, robust=False)
+CODE_INVERSION = recipes.VisualizationSettings(iters=128, robust=False, param="fourier", decay=1.0)
 
 
 class InvertRequest(Request):

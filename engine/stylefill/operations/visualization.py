@@ -48,7 +48,9 @@ class VisualizeRequest(Request):
     dropout_seed: int | None = Field(None, ge=0, le=2**32 - 1, description="m6-7 pathway: one "
                                      "random dropout mask (rate 0.5) on the fc features")
     prior: Literal["tv", "patch"] = Field("tv", description="add the natural-patch prior")
-    param: Literal["pixel", "fourier"] = Field(SETTINGS.param, description="image parameterisation")
+    param: Literal["pixel", "fourier", "maco"] = Field(
+        SETTINGS.param, description="image parameterisation (maco: phase only, at real photos' "
+        "mean amplitude spectrum)")
     size: Size = None
     iters: int = iters_field(SETTINGS.iters)
     seed: Seed = 0

@@ -1,15 +1,22 @@
 """Image parameterisations: what the optimiser actually changes, and how it becomes an image.
 
 `pixel` is the paper's choice (pixels, kept in range after each step). `fourier` is Lucid's
-decorrelated-colour Fourier basis with a 1/f spectrum scale, which makes plain gradient steps
-favour natural, low-frequency images. Both can start from a given image (e.g. the k-NN init).
+decorrelated-colour Fourier basis with a 1/f^p spectrum scale, which makes plain gradient steps
+favour natural, low-frequency images. `maco` (Fel et al., 2023) fixes the amplitude spectrum at
+real photos' and optimises the phase only. All can start from a given image (e.g. the k-NN
+init).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import lru_cache
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+
+from ..sample_photos import packaged_photos
 
 # Lucid's colour correlation (square root of the ImageNet RGB covariance), normalised.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -71,12 +78,108 @@ class FourierParam(ImageParam):
         return torch.sigmoid(z)
 
 
-PARAMETERISATIONS = {"pixel": PixelParam, "fourier": FourierParam}
+def amplitude_of(images: torch.Tensor) -> torch.Tensor:
+    """The mean Fourier amplitude of (N, 3, H, W) images in [0, 1], in the decorrelated colour
+    space, (3, H, W // 2 + 1), DC zeroed. Each image is Hann-windowed first: unwindowed, its
+    edges add a cross of energy on the axes that a phase-only optimiser turns into a grid of
+    lines; dividing by the window's RMS keeps the images' contrast."""
+    h, w = images.shape[-2:]
+    window = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))
+    window = (window / window.pow(2).mean().sqrt()).to(images)
+    centred = images - images.mean(dim=(-2, -1), keepdim=True)
+    z = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_COLOR).to(images), centred) * window
+    amplitude = torch.fft.rfft2(z, norm="ortho").abs().mean(dim=0)
+    amplitude[:, 0, 0] = 0.0
+    return amplitude
 
 
-def make_param(kind: str, init: torch.Tensor) -> ImageParam:
+@lru_cache(maxsize=4)
+def photo_amplitude(size: int) -> torch.Tensor:
+    """Real photos' mean amplitude (`amplitude_of`) at `size` px: MACO's fixed magnitude. From
+    the packaged photos (the embedded database's), each as a whole centre square and as its
+    four half-size corner squares, so that both scales of detail count."""
+    squares = []
+    for photo in packaged_photos().values():
+        x = torch.from_numpy(np.array(photo.convert("RGB"))).permute(2, 0, 1).float()[None] / 255.0
+        h, w = x.shape[-2:]
+        side = min(h, w)
+        half = side // 2
+        squares.append(x[..., (h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2])
+        squares += [x[..., y:y + half, c:c + half] for y in (0, h - half) for c in (0, w - half)]
+    return amplitude_of(torch.cat([F.interpolate(q, size=(size, size), mode="area") for q in squares]))
+
+
+def rms_contrast(amplitude: torch.Tensor) -> float:
+    """The RMS of the RGB signal (before the sigmoid) an rfft2 `amplitude` (3, H, W // 2 + 1) in
+    the decorrelated colour space makes, averaged over the three channels (Parseval)."""
+    h = amplitude.shape[1]
+    weight = torch.full(amplitude.shape[-1:], 2.0)
+    weight[0] = 1.0
+    if h % 2 == 0:
+        weight[-1] = 1.0
+    variance = (amplitude.pow(2) * weight).sum(dim=(1, 2)) / (h * h)
+    return float((_COLOR.pow(2) @ variance).mean().sqrt())
+
+
+class MagnitudeParam(ImageParam):
+    """MACO (Fel et al., 2023): the Fourier amplitude stays fixed, at real photos' mean spectrum
+    (`photo_amplitude`) or a given one (e.g. the photo around a selection), and only the phase,
+    plus the mean colour, is optimised. Whatever the
+    objective asks, the image keeps a photo's balance of coarse and fine detail, so class
+    evidence cannot hide in high-frequency texture.
+
+    Pixels are sigmoid(4 * colour-mixed signal), which is 0.5 + the signal for a photo's usual
+    contrast; a start image's phase and mean colour are kept (its amplitude is not)."""
+
+    def __init__(self, init: torch.Tensor, amplitude: torch.Tensor | None = None,
+                 contrast: float | None = None, max_gain: float = 1.0):
+        _, _, h, w = init.shape
+        if amplitude is None:
+            if h != w:
+                raise ValueError(f"the photos' mean spectrum is square, the image is {w}x{h}")
+            amplitude = photo_amplitude(h)
+        if contrast is not None:
+            amplitude = amplitude * (contrast / rms_contrast(amplitude))
+        self.amplitude = amplitude.to(init)
+        self.size = (h, w)
+        z = torch.logit(init.detach().clamp(1e-3, 1 - 1e-3)) / 4.0
+        z = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_COLOR).to(init), z)
+        mean = z.mean(dim=(-2, -1), keepdim=True)
+        self.phase = torch.fft.rfft2(z - mean, norm="ortho").angle().contiguous().requires_grad_(True)
+        self.mean = mean.contiguous().requires_grad_(True)
+        # Each colour channel's amplitude may grow up to `max_gain` times: the spectrum's shape
+        # (and so the photo statistics) stays, its contrast may not (an object is often
+        # bolder than what lies around it).
+        self.max_log_gain = float(torch.log(torch.tensor(max_gain)))
+        self.log_gain = torch.zeros(init.shape[0], 3, 1, 1).to(init).requires_grad_(max_gain > 1.0)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.phase, self.mean] + ([self.log_gain] if self.max_log_gain > 0 else [])
+
+    def project(self) -> None:
+        with torch.no_grad():
+            self.log_gain.clamp_(0.0, self.max_log_gain)
+
+    def image(self) -> torch.Tensor:
+        amplitude = self.amplitude * self.log_gain.exp()
+        spectrum = torch.polar(amplitude.expand_as(self.phase), self.phase)
+        z = torch.fft.irfft2(spectrum, s=self.size, norm="ortho") + self.mean
+        return torch.sigmoid(4.0 * torch.einsum("ij,bjhw->bihw", _COLOR.to(z), z))
+
+
+PARAMETERISATIONS = {"pixel": PixelParam, "fourier": FourierParam, "maco": MagnitudeParam}
+
+
+def make_param(kind: str, init: torch.Tensor, decay_power: float = 1.0,
+               max_gain: float = 1.0) -> ImageParam:
+    """A parameterisation by name; `decay_power` sets the Fourier basis's 1/f^p scale,
+    `max_gain` how far MACO's contrast may grow."""
     if kind not in PARAMETERISATIONS:
         raise ValueError(f"unknown parameterisation '{kind}'; choose {', '.join(PARAMETERISATIONS)}")
+    if kind == "fourier":
+        return FourierParam(init, decay_power)
+    if kind == "maco":
+        return MagnitudeParam(init, max_gain=max_gain)
     return PARAMETERISATIONS[kind](init)
 
 
@@ -88,21 +191,30 @@ def start_noise(shape: tuple[int, ...], seed: int, std: float) -> torch.Tensor:
 
 class MaskedParam(ImageParam):
     """Only the pixels under `mask` come from `inner`; the rest is the fixed `background`.
+    An `inner` image smaller than the background covers the box at `offset` (the mask must
+    be 0 outside it).
 
     The network sees the whole composite (the object in its context) while gradients reach
     the selection only, whatever the inner parameterisation (pixel or Fourier).
     """
 
-    def __init__(self, inner: ImageParam, background: torch.Tensor, mask: torch.Tensor):
+    def __init__(self, inner: ImageParam, background: torch.Tensor, mask: torch.Tensor,
+                 offset: tuple[int, int] = (0, 0)):
         self.inner = inner
         self.background = background.detach()
         self.mask = mask.detach().to(background)
+        self.offset = offset  # (y, x) of an `inner` smaller than the background
 
     def parameters(self) -> list[torch.Tensor]:
         return self.inner.parameters()
 
     def image(self) -> torch.Tensor:
-        return self.background * (1 - self.mask) + self.inner.image() * self.mask
+        inner = self.inner.image()
+        (h, w), (height, width) = inner.shape[-2:], self.background.shape[-2:]
+        if (h, w) != (height, width):
+            y, x = self.offset
+            inner = F.pad(inner, [x, width - x - w, y, height - y - h])
+        return self.background * (1 - self.mask) + inner * self.mask
 
     def project(self) -> None:
         self.inner.project()

@@ -27,7 +27,7 @@ from ..masks import image_code
 from ..progress import Cancel, Progress, report, scaled
 from . import objectives as obj
 from . import transforms as tf
-from .param import FourierParam, MaskedParam, make_param, start_noise
+from .param import FourierParam, MagnitudeParam, MaskedParam, make_param, start_noise
 from .patch_prior import LocalPatchPrior, PatchPrior, VotedPrior
 from .regularizers import Whitening
 from .solver import render
@@ -93,7 +93,10 @@ class InversionSettings:
 
 @dataclass(frozen=True)
 class VisualizationSettings:
-    """Defaults for Eq. 2, chosen by measurement (see docs/tuning.md)."""
+    """Defaults for Eq. 2, chosen by measurement (see docs/tuning.md): MACO's phase-only
+    parameterisation at real photos' mean spectrum (each colour's contrast free to grow 2.5x)
+    and views that blur and resample, so that the class evidence lives where a photo's does
+    and another network (the judge) sees the class too."""
 
     iters: int = 256
     lr: float = 0.05
@@ -101,8 +104,11 @@ class VisualizationSettings:
     alpha: float = 0.0
     alpha_power: float = 6.0
     patch: float = 0.0
-    param: str = "fourier"
+    param: str = "maco"
+    decay: float = 1.0           # fourier: the basis's 1/f^decay scale (1: Lucid's)
+    gain: float = 2.5            # maco: how far each colour channel's contrast may grow
     robust: bool = True
+    degrade: bool = True         # random blur and resampling among the views
 
     def regularisation(self) -> Regularisation:
         return Regularisation(self.alpha, self.alpha_power, self.tv, self.patch)
@@ -240,8 +246,9 @@ def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int =
     start = start_noise((1, 3, size, size), seed, 0.01)
     loss = settings.regularisation()(obj.class_score(index),
                                      _visual_prior(net, settings, prior_images, db, seed))
-    transforms = tf.robust(size / 224) if settings.robust else ()
-    result = render(net, loss, make_param(settings.param, start.to(net.device)),
+    transforms = tf.robust(size / 224, settings.degrade) if settings.robust else ()
+    result = render(net, loss, make_param(settings.param, start.to(net.device), settings.decay,
+                                          settings.gain),
                     iters=settings.iters, lr=settings.lr, transforms=transforms, masks=masks,
                     seed=seed, progress=progress, cancel=cancel)
     top = predict(net, result.image, 1)[0]
@@ -265,23 +272,40 @@ def visualize_members(net: Backbone, index: int, masks: Masks, count: int, size:
 def visualize_masked(net: Backbone, index: int, background: torch.Tensor, selection: torch.Tensor,
                      start: torch.Tensor, *, masks: Masks, regularisation: Regularisation,
                      prior_sources: torch.Tensor | None, iters: int, lr: float, seed: int,
+                     amplitude: torch.Tensor | None = None, max_gain: float = 1.0,
+                     degraded: bool = False,
                      progress: Progress | None = None, stage: str = "optimising",
                      cancel: Cancel | None = None) -> torch.Tensor:
     """A class visualisation of the pixels under `selection` (1, 1, S, S) only, the rest fixed
     at `background` (1, 3, S, S): the network sees the object in its context. The patch prior
-    takes its patches from `prior_sources` (N, 3, H, W). Returns the (1, 3, S, S) image."""
+    takes its patches from `prior_sources` (N, 3, H, W). With an `amplitude` (3, h, w // 2 + 1)
+    for the selection's h x w bounding box, the fill is MACO-parameterised with that fixed
+    spectrum (e.g. the photo's around the selection), each colour channel's contrast free to
+    grow up to `max_gain` times; otherwise in the Fourier basis.
+    `degraded` adds random blur and resampling to the views. Returns the (1, 3, S, S) image."""
     dev = net.device
-    param = MaskedParam(FourierParam(start.to(dev)), background.to(dev), selection.to(dev))
+    if amplitude is None:
+        inner, offset = FourierParam(start.to(dev)), (0, 0)
+    else:
+        ys, xs = torch.nonzero(selection[0, 0], as_tuple=True)
+        y0, x0, y1, x1 = int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
+        if amplitude.shape[-2:] != (y1 - y0, (x1 - x0) // 2 + 1):
+            raise ValueError(f"amplitude {tuple(amplitude.shape)} does not fit the selection's "
+                             f"{x1 - x0}x{y1 - y0} box")
+        inner = MagnitudeParam(start[..., y0:y1, x0:x1].to(dev), amplitude, max_gain=max_gain)
+        offset = (y0, x0)
+    param = MaskedParam(inner, background.to(dev), selection.to(dev), offset)
     patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
     loss = regularisation(obj.class_score(index), patch)
     size = background.shape[-1]
-    return render(net, loss, param, iters=iters, lr=lr, transforms=tf.robust(size / 224),
+    return render(net, loss, param, iters=iters, lr=lr, transforms=tf.robust(size / 224, degraded),
                   masks=masks, seed=seed, progress=progress, stage=stage,
                   cancel=cancel).image.cpu()
 
 
 def invert_code(net: Backbone, photo: torch.Tensor, levels: str = "m5-7", *, seed: int = 0,
-                settings: VisualizationSettings = VisualizationSettings(iters=128, robust=False),
+                settings: VisualizationSettings = VisualizationSettings(
+                    iters=128, robust=False, param="fourier", decay=1.0),
                 progress: Progress | None = None, cancel: Cancel | None = None) -> CodeInversionResult:
     """Rebuild an image from its binary ReLU code alone (paper Fig. 8).
 

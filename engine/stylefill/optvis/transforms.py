@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -81,6 +82,37 @@ def random_affine(shift: float, scales: Sequence[float], degrees: Sequence[float
     return fn
 
 
+def degrade(chance: float = 0.5, max_blur: float = 1.5, min_scale: float = 0.4) -> Transform:
+    """A photo's everyday losses, drawn at random: with probability `chance`, either a Gaussian
+    blur (sigma up to `max_blur` px) or a down-then-up resample (to `min_scale`-1 of the size,
+    with a bilinear, bicubic or area filter). Evidence that survives these lives where a
+    photo's does, in coarse and mid frequencies, not in pixel-level texture."""
+
+    def fn(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        draw = torch.rand(3, generator=gen).tolist()
+        if draw[0] >= chance:
+            return x
+        if draw[1] < 0.5:
+            return blur(x, 0.3 + draw[2] * (max_blur - 0.3))
+        size = x.shape[-2:]
+        small = [max(8, round(v * (min_scale + draw[2] * (1 - min_scale)))) for v in size]
+        mode = _choice(("bilinear", "bicubic", "area"), gen)
+        down = F.interpolate(x, size=small, mode=mode, **_resample_args(mode))
+        return F.interpolate(down, size=list(size), mode="bilinear", align_corners=False)
+
+    return fn
+
+
+def _resample_args(mode: str) -> dict:
+    return {} if mode == "area" else {"align_corners": False, "antialias": True}
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A Gaussian blur of `sigma` px (torchvision's, differentiable)."""
+    side = 2 * max(1, math.ceil(2.5 * sigma)) + 1
+    return gaussian_blur(x, [side, side], [sigma, sigma])
+
+
 def compose(transforms: Sequence[Transform]) -> Transform:
     def fn(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         for t in transforms:
@@ -90,10 +122,11 @@ def compose(transforms: Sequence[Transform]) -> Transform:
     return fn
 
 
-def robust(scale: float = 1.0) -> list[Transform]:
+def robust(scale: float = 1.0, degraded: bool = False) -> list[Transform]:
     """Lucent's standard set (pad 12, jitter 8, scale 0.9-1.1, rotate +-10 deg, jitter 4) as a
-    single affine resampling; `scale` adapts the shifts to the image size."""
-    return [
+    single affine resampling; `scale` adapts the shifts to the image size. `degraded` adds the
+    blur and resampling a photo goes through (`degrade`)."""
+    return ([degrade()] if degraded else []) + [
         random_affine(
             shift=12 * scale,
             scales=[1 + (i - 5) / 50.0 for i in range(11)],

@@ -1,0 +1,176 @@
+"""Regenerate the README's natural-visualisation and insertion pictures and tables (issue 14).
+
+    .venv/bin/python docs/natural_figures.py [--work /tmp/stylefill-natural] [--inserts HELD_OUT]
+
+The issue's ten classes, each visualised twice with seed 0: with the previous defaults (Lucid's
+Fourier basis, Lucent's views) and with today's (MACO at real photos' spectrum, blurred and
+resampled views). Every result is saved as PNG and measured by the command a user runs,
+`stylefill eval naturalness IMAGE --class C --json ...`; the picture
+(docs/images/natural-visualize.jpg) and the Markdown table printed at the end are drawn from
+those JSON files.
+
+With `--inserts FOLDER` (the held-out photos: `python -m stylefill.photo_sets held-out FOLDER`),
+six of them get an object of a fitting class in data-free styles 0 and 1, with the previous
+insert (no grain) and today's, each measured by `stylefill.naturalness` with its selection
+(docs/images/natural-insert.jpg and a second table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from stylefill.backbones import load_backbone
+from stylefill.cli import main as cli
+from stylefill.completion import InsertSettings, fill_selection
+from stylefill.images import rect_mask, save_image
+from stylefill.judge import load_judge
+from stylefill.naturalness import naturalness
+from stylefill.optvis import recipes
+from stylefill.styles import style_pathway
+
+HERE = Path(__file__).resolve().parent
+CLASSES = ("ladybug", "hay", "goldfish", "daisy", "volcano", "monarch", "lemon", "pizza", "teapot",
+           "alp")
+SETTINGS = {"before": replace(recipes.VisualizationSettings(), param="fourier", degrade=False),
+            "after": recipes.VisualizationSettings()}
+CELL = 200
+INSERTS = (  # held-out photo (name contains), class, selection as fractions x0, y0, x1, y1
+    ("aitzgorri", "hay", (0.35, 0.68, 0.55, 0.95)),
+    ("sun_behind_leaves", "ladybug", (0.10, 0.65, 0.28, 0.92)),
+    ("kcas5", "canoe", (0.35, 0.30, 0.60, 0.50)),
+    ("sun_behind_clouds", "bald eagle", (0.05, 0.10, 0.30, 0.40)),
+    ("seeding", "golden retriever", (0.55, 0.55, 0.85, 0.95)),
+    ("mate_nature_Wood", "pizza", (0.35, 0.35, 0.65, 0.70)),
+)
+INSERT_SETTINGS = {"before": replace(InsertSettings(), grain=False), "after": InsertSettings()}
+
+
+def measured(work: Path) -> dict[tuple[str, str], dict]:
+    """(setting, class) -> the JSON `eval naturalness` wrote for that result."""
+    net = load_backbone()
+    found = {}
+    for label, settings in SETTINGS.items():
+        for cls in CLASSES:
+            png, report = work / f"{label}-{cls}.png", work / f"{label}-{cls}.json"
+            if not report.exists():
+                res = recipes.visualize(net, net.categories.index(cls), settings=settings, seed=0)
+                save_image(res.image, png)
+                assert cli(["eval", "naturalness", str(png), "--class", cls, "--json", str(report),
+                            "-q"]) == 0
+            found[label, cls] = json.loads(report.read_text())
+    return found
+
+
+def figure(found: dict[tuple[str, str], dict], work: Path, out: Path) -> None:
+    sheet = Image.new("RGB", (CELL * len(CLASSES), 2 * (CELL + 34)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, label in enumerate(SETTINGS):
+        for i, cls in enumerate(CLASSES):
+            m = found[label, cls]
+            tile = Image.open(work / f"{label}-{cls}.png").convert("RGB")
+            sheet.paste(tile.resize((CELL, CELL), Image.Resampling.LANCZOS), (CELL * i, row * (CELL + 34)))
+            y = row * (CELL + 34) + CELL + 2
+            draw.text((CELL * i + 3, y), f"{label}: judge {m['judge']['clean']:.2f} {m['judge_top1'][:11]}",
+                      fill="black")
+            draw.text((CELL * i + 3, y + 15), f"min {min(m['solver'].values()):.2f} hf "
+                      f"{m['image']['high_frequency_share']:.2f} slope {m['image']['slope']:.2f}",
+                      fill="black")
+    sheet.save(out, quality=88)
+
+
+def table(found: dict[tuple[str, str], dict]) -> str:
+    lines = ["| class | defaults | Lite0 clean | Lite0, worst transform | judge p | judge's top-1 | "
+             "high-freq. share | slope |", "|---|---|---|---|---|---|---|---|"]
+    for cls in CLASSES:
+        for label in SETTINGS:
+            m = found[label, cls]
+            lines.append(f"| {cls} | {label} | {m['solver']['clean']:.3f} | {min(m['solver'].values()):.3f} "
+                         f"| {m['judge']['clean']:.3f} | {m['judge_top1']} | "
+                         f"{m['image']['high_frequency_share']:.3f} | {m['image']['slope']:.2f} |")
+    return "\n".join(lines)
+
+
+def inserted(folder: Path, work: Path) -> list[dict]:
+    """Each insert case in styles 0 and 1 with both settings: its numbers, and its context crop
+    saved as WORK/insert-LABEL-CLASS-STYLE.png."""
+    net, judge = load_backbone(), load_judge()
+    rows = []
+    for key, cls, (x0, y0, x1, y1) in INSERTS:
+        photo = Image.open(next(folder.glob(f"*{key}*"))).convert("RGB")
+        photo.thumbnail((1600, 1600), Image.Resampling.LANCZOS)
+        w, h = photo.size
+        rect = (int(x0 * w), int(y0 * h), int((x1 - x0) * w), int((y1 - y0) * h))
+        mask = rect_mask(rect, photo.size)
+        index = net.categories.index(cls)
+        for style in (0, 1):
+            m7, prior, _ = style_pathway(index, net, style, net.input_size)
+            for label, settings in INSERT_SETTINGS.items():
+                res = fill_selection(photo, mask, index, net, m7=m7, prior_images=prior, modify=False,
+                                     seed=0, settings=settings)
+                found = naturalness(net, judge, res.photo, index, mask)
+                cx, cy, side, _ = res.metrics["context"]
+                res.photo.crop((max(0, cx), max(0, cy), min(w, cx + side), min(h, cy + side))).save(
+                    work / f"insert-{label}-{cls.replace(' ', '_')}-{style}.png")
+                rows.append({"label": label, "class": cls, "style": style, "lite0": found.solver["clean"],
+                             "judge": found.judge["clean"], "judge_top1": found.judge_top1,
+                             "fill": found.fill.high_frequency_share,
+                             "around": found.surroundings.high_frequency_share,
+                             "outside": res.metrics["outside_changed_pixels"]})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def insert_figure(rows: list[dict], work: Path, out: Path) -> None:
+    sheet = Image.new("RGB", (CELL * len(INSERTS), 2 * (CELL + 34)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, label in enumerate(INSERT_SETTINGS):
+        for i, (_, cls, _) in enumerate(INSERTS):
+            r = next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == 0)
+            tile = Image.open(work / f"insert-{label}-{cls.replace(' ', '_')}-0.png")
+            sheet.paste(tile.resize((CELL, CELL), Image.Resampling.LANCZOS), (CELL * i, row * (CELL + 34)))
+            y = row * (CELL + 34) + CELL + 2
+            draw.text((CELL * i + 3, y), f"{label}: Lite0 {r['lite0']:.2f} judge {r['judge']:.2f}",
+                      fill="black")
+            draw.text((CELL * i + 3, y + 15), f"fill hf {r['fill']:.2f} / around {r['around']:.2f}",
+                      fill="black")
+    sheet.save(out, quality=88)
+
+
+def insert_table(rows: list[dict]) -> str:
+    lines = ["| class | style | Lite0 before / after | judge before / after | fill's share before / "
+             "after (around) |", "|---|---|---|---|---|"]
+    for _, cls, _ in INSERTS:
+        for style in (0, 1):
+            a, b = (next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == style)
+                    for label in INSERT_SETTINGS)
+            lines.append(f"| {cls} | {style} | {a['lite0']:.2f} / {b['lite0']:.2f} | {a['judge']:.3f} / "
+                         f"{b['judge']:.3f} | {a['fill']:.3f} / {b['fill']:.3f} ({a['around']:.3f}) |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", type=Path, default=Path("/tmp/stylefill-natural"),
+                    help="where the results and their reports go (reused when present)")
+    ap.add_argument("--inserts", type=Path, metavar="HELD_OUT",
+                    help="only the insertion picture and table, from this folder of held-out photos")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.inserts:
+        rows = inserted(args.inserts, args.work)
+        (args.work / "inserts.json").write_text(json.dumps(rows, indent=1))
+        insert_figure(rows, args.work, HERE / "images" / "natural-insert.jpg")
+        print(insert_table(rows))
+        return
+    found = measured(args.work)
+    figure(found, args.work, HERE / "images" / "natural-visualize.jpg")
+    print(table(found))
+
+
+if __name__ == "__main__":
+    main()
