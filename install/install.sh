@@ -80,6 +80,9 @@ PY
     echo "(the first insert of a class learns its styles without data, about 1-2 minutes; cached after)"
     "$VENV/bin/stylefill" insert "$OUT/chelsea.png" --rect "$SEL" --class ladybug --style 0 \
         -o "$OUT/chelsea-ladybug.png" --layer "$OUT/ladybug-layer.png" --json "$OUT/insert.json"
+    step "how natural is it: the solver's network and an independent judge (EfficientNet-Lite2)"
+    "$VENV/bin/stylefill" eval naturalness "$OUT/chelsea-ladybug.png" --rect "$SEL" --class ladybug \
+        -o "$OUT/naturalness.md" --json "$OUT/naturalness.json" -q
     step "done: results are in $OUT (chelsea-ladybug.png: the photo with a ladybug in style 0)"
     echo "Styles of ladybug: $VENV/bin/stylefill styles list ladybug"
     if [ "$GIMP" = 1 ]; then echo "Restart GIMP 3, select an area, then Filters > Stylefill > Insert object..."; fi
