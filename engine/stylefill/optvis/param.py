@@ -109,37 +109,22 @@ def photo_amplitude(size: int) -> torch.Tensor:
     return amplitude_of(torch.cat([F.interpolate(q, size=(size, size), mode="area") for q in squares]))
 
 
-def rms_contrast(amplitude: torch.Tensor) -> float:
-    """The RMS of the RGB signal (before the sigmoid) an rfft2 `amplitude` (3, H, W // 2 + 1) in
-    the decorrelated colour space makes, averaged over the three channels (Parseval)."""
-    h = amplitude.shape[1]
-    weight = torch.full(amplitude.shape[-1:], 2.0)
-    weight[0] = 1.0
-    if h % 2 == 0:
-        weight[-1] = 1.0
-    variance = (amplitude.pow(2) * weight).sum(dim=(1, 2)) / (h * h)
-    return float((_COLOR.pow(2) @ variance).mean().sqrt())
-
-
 class MagnitudeParam(ImageParam):
     """MACO (Fel et al., 2023): the Fourier amplitude stays fixed, at real photos' mean spectrum
     (`photo_amplitude`) or a given one (e.g. the photo around a selection), and only the phase,
-    plus the mean colour, is optimised. Whatever the
-    objective asks, the image keeps a photo's balance of coarse and fine detail, so class
-    evidence cannot hide in high-frequency texture.
+    plus the mean colour, is optimised. Whatever the objective asks, the image keeps a photo's
+    balance of coarse and fine detail, so class evidence cannot hide in high-frequency texture.
 
     Pixels are sigmoid(4 * colour-mixed signal), which is 0.5 + the signal for a photo's usual
     contrast; a start image's phase and mean colour are kept (its amplitude is not)."""
 
     def __init__(self, init: torch.Tensor, amplitude: torch.Tensor | None = None,
-                 contrast: float | None = None, max_gain: float = 1.0):
+                 max_gain: float = 1.0):
         _, _, h, w = init.shape
         if amplitude is None:
             if h != w:
                 raise ValueError(f"the photos' mean spectrum is square, the image is {w}x{h}")
             amplitude = photo_amplitude(h)
-        if contrast is not None:
-            amplitude = amplitude * (contrast / rms_contrast(amplitude))
         self.amplitude = amplitude.to(init)
         self.size = (h, w)
         z = torch.logit(init.detach().clamp(1e-3, 1 - 1e-3)) / 4.0
