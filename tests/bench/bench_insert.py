@@ -28,26 +28,17 @@ from stylefill.backbones import load_backbone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from debian_files import fetch  # noqa: E402
+from units import bare_passes, parse_with_threads  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--sizes", default="128,256,512")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_with_threads(ap)
     net = load_backbone()
     field = Image.open(fetch("scratch") / "Sports/playing-field.jpg").convert("RGB")
     photo = field.resize((field.width * 3, field.height * 3), Image.Resampling.BICUBIC)
-
-    x = torch.rand(1, 3, 224, 224, requires_grad=True)
-    net(x).logits[0, 958].backward()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(100):
-        x.grad = None
-        net(x).logits[0, 958].backward()
-    hundred = time.perf_counter() - t0
+    hundred = bare_passes(net)
     print(f"torch threads {torch.get_num_threads()}; photo {photo.width}x{photo.height}")
     print(f"100 bare forward+backward passes at 224 px: {hundred:.2f} s")
     print(f"{'selection':>9} {'blend':>15} {'seconds':>8} {'ratio':>6} {'p before':>9} {'p after':>8} "

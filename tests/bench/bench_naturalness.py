@@ -35,19 +35,10 @@ from stylefill.optvis import recipes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from debian_files import fetch  # noqa: E402
+from units import bare_passes, parse_with_threads  # noqa: E402
 
 PREVIOUS_VISUALIZE = replace(recipes.VisualizationSettings(), param="fourier", degrade=False)
 PREVIOUS_INSERT = replace(InsertSettings(), param="fourier", degrade=False, grain=False)
-
-
-def bare_passes(net) -> float:
-    x = torch.rand(1, 3, 224, 224, requires_grad=True)
-    net(x).logits[0, 958].backward()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(100):
-        x.grad = None
-        net(x).logits[0, 958].backward()
-    return time.perf_counter() - t0
 
 
 def row(label: str, seconds: float, unit: float, n: Naturalness) -> str:
@@ -60,11 +51,8 @@ def row(label: str, seconds: float, unit: float, n: Naturalness) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--classes", default="ladybug,volcano")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_with_threads(ap)
     net, judge = load_backbone(), load_judge()
     unit = bare_passes(net)
     print(f"torch threads {torch.get_num_threads()}; U = 100 bare forward+backward passes = {unit:.2f} s")
