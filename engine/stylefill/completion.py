@@ -25,7 +25,16 @@ from .masks import cells_under
 from .optvis.param import amplitude_of
 from .optvis.recipes import Regularisation, visualize_masked
 from .progress import Cancel, Progress, report, scaled
-from .regions import Box, as_mask, context_box, crop, resize_square, rgb_tensor, selection_box
+from .regions import (
+    Box,
+    around_boxes,
+    as_mask,
+    context_box,
+    crop,
+    resize_square,
+    rgb_tensor,
+    selection_box,
+)
 
 BLENDS = ("alpha", "seamless")
 
@@ -120,11 +129,7 @@ def _context(image: Image.Image, mask: np.ndarray, settings: InsertSettings) -> 
 def _surroundings(ctx: _Context) -> list[np.ndarray]:
     """The photo around the selection: the four tiles of its bounding box's size left, right,
     above and below it, mirrored where they leave the photo."""
-    sel = ctx.sel
-    w, h = sel.size
-    return [crop(ctx.rgb, t) for t in (
-        Box(sel.x0 - w, sel.y0, sel.x0, sel.y1), Box(sel.x1, sel.y0, sel.x1 + w, sel.y1),
-        Box(sel.x0, sel.y0 - h, sel.x1, sel.y0), Box(sel.x0, sel.y1, sel.x1, sel.y1 + h))]
+    return [crop(ctx.rgb, t) for t in around_boxes(ctx.sel)]
 
 
 def surroundings_amplitude(ctx: _Context, height: int, width: int) -> torch.Tensor:
@@ -158,8 +163,8 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
     masks = Masks(m5=cells_under(sel[0, 0].numpy(), net.map_size(res), settings.cells_dilate), m7=m7)
     amplitude = None
     if param == "maco":
-        ys, xs = np.nonzero(sel[0, 0].numpy())
-        amplitude = surroundings_amplitude(ctx, int(ys.max() - ys.min()) + 1, int(xs.max() - xs.min()) + 1)
+        width, height = selection_box(sel[0, 0].numpy()).size
+        amplitude = surroundings_amplitude(ctx, height, width)
     elif param != "fourier":
         raise InputError(f"unknown fill parameterisation '{param}'; choose fourier or maco")
     return visualize_masked(net, index, back, sel, start, masks=masks,

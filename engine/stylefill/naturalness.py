@@ -22,7 +22,7 @@ from .completion import InsertSettings
 from .images import fit_square, to_tensor
 from .judge import Judge
 from .photo_stats import SpectrumStats, spectrum_stats
-from .regions import Box, context_box, crop, selection_box
+from .regions import Box, around_boxes, context_box, crop, selection_box
 
 
 @dataclass
@@ -88,9 +88,7 @@ def around(image: Image.Image, box: Box) -> SpectrumStats | None:
     if min(w, h) < 8:  # too small for spectrum statistics
         return None
     rgb = np.asarray(image) / 255.0
-    tiles = [Box(box.x0 - w, box.y0, box.x0, box.y1), Box(box.x1, box.y0, box.x1 + w, box.y1),
-             Box(box.x0, box.y0 - h, box.x1, box.y0), Box(box.x0, box.y1, box.x1, box.y1 + h)]
-    stats = [spectrum_stats(rgb[t.y0:t.y1, t.x0:t.x1]) for t in tiles
+    stats = [spectrum_stats(rgb[t.y0:t.y1, t.x0:t.x1]) for t in around_boxes(box)
              if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= image.width and t.y1 <= image.height]
     if not stats:
         return None

@@ -48,6 +48,13 @@ def selection_box(mask: np.ndarray) -> Box:
     return Box(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
+def around_boxes(box: Box) -> list[Box]:
+    """The four tiles of `box`'s size left, right, above and below it (they may leave the photo)."""
+    w, h = box.size
+    return [Box(box.x0 - w, box.y0, box.x0, box.y1), Box(box.x1, box.y0, box.x1 + w, box.y1),
+            Box(box.x0, box.y0 - h, box.x1, box.y0), Box(box.x0, box.y1, box.x1, box.y1 + h)]
+
+
 def context_box(sel: Box, width: int, height: int, scale: float, minimum: int) -> Box:
     """A square around the selection, `scale` times its larger side, moved inside the photo
     where it fits (it may stick out of a photo smaller than the square: padded later)."""

@@ -26,8 +26,6 @@ from .base import (
     network,
 )
 
-CODE_INVERSION = recipes.VisualizationSettings(iters=128, robust=False, param="fourier", decay=1.0)
-
 
 class InvertRequest(Request):
     """Rebuild a photo from its features at one layer under R(I)."""
@@ -63,7 +61,7 @@ class InvertCodeRequest(Request):
 
     image: Photo
     levels: Literal["m7", "m6-7", "m5-7"] = Field("m5-7", description="which masks form the code")
-    iters: int = iters_field(CODE_INVERSION.iters)
+    iters: int = iters_field(recipes.CODE_INVERSION.iters)
     seed: Seed = 0
     backbone: BackboneName = backbone_field()
 
@@ -92,7 +90,7 @@ def invert_code(req: InvertCodeRequest, progress: Progress | None, cancel: Cance
     net = network(req.backbone, progress)
     photo = to_tensor(fit_square(req.image, net.input_size))
     res = recipes.invert_code(net, photo, req.levels, seed=req.seed, progress=progress,
-                              settings=replace(CODE_INVERSION, iters=req.iters), cancel=cancel)
+                              settings=replace(recipes.CODE_INVERSION, iters=req.iters), cancel=cancel)
     metrics = {"backbone": net.name, "levels": req.levels, "bits": res.bits,
                "open_bits": res.open_bits, "class": res.cls, "relative_l2": res.relative_l2,
                "seconds": res.seconds}

@@ -25,6 +25,7 @@ from ..classification import class_prob, predict
 from ..errors import InputError
 from ..masks import image_code
 from ..progress import Cancel, Progress, report, scaled
+from ..regions import selection_box
 from . import objectives as obj
 from . import transforms as tf
 from .param import FourierParam, MagnitudeParam, MaskedParam, make_param, start_noise
@@ -287,13 +288,14 @@ def visualize_masked(net: Backbone, index: int, background: torch.Tensor, select
     if amplitude is None:
         inner, offset = FourierParam(start.to(dev)), (0, 0)
     else:
-        ys, xs = torch.nonzero(selection[0, 0], as_tuple=True)
-        y0, x0, y1, x1 = int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
-        if amplitude.shape[-2:] != (y1 - y0, (x1 - x0) // 2 + 1):
+        box = selection_box(selection[0, 0].cpu().numpy())
+        width, height = box.size
+        if amplitude.shape[-2:] != (height, width // 2 + 1):
             raise ValueError(f"amplitude {tuple(amplitude.shape)} does not fit the selection's "
-                             f"{x1 - x0}x{y1 - y0} box")
-        inner = MagnitudeParam(start[..., y0:y1, x0:x1].to(dev), amplitude, max_gain=max_gain)
-        offset = (y0, x0)
+                             f"{width}x{height} box")
+        inner = MagnitudeParam(start[..., box.y0:box.y1, box.x0:box.x1].to(dev), amplitude,
+                               max_gain=max_gain)
+        offset = (box.y0, box.x0)
     param = MaskedParam(inner, background.to(dev), selection.to(dev), offset)
     patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
     loss = regularisation(obj.class_score(index), patch)
@@ -303,9 +305,12 @@ def visualize_masked(net: Backbone, index: int, background: torch.Tensor, select
                   cancel=cancel).image.cpu()
 
 
+# Code inversion keeps the Fourier basis without views: it matches a per-cell code.
+CODE_INVERSION = VisualizationSettings(iters=128, robust=False, param="fourier")
+
+
 def invert_code(net: Backbone, photo: torch.Tensor, levels: str = "m5-7", *, seed: int = 0,
-                settings: VisualizationSettings = VisualizationSettings(
-                    iters=128, robust=False, param="fourier", decay=1.0),
+                settings: VisualizationSettings = CODE_INVERSION,
                 progress: Progress | None = None, cancel: Cancel | None = None) -> CodeInversionResult:
     """Rebuild an image from its binary ReLU code alone (paper Fig. 8).
 
