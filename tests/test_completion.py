@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from stylefill.cli import main
-from stylefill.completion import InsertSettings, fill_selection
+from stylefill.completion import InsertSettings, _context, fill_selection
 from stylefill.errors import Cancelled, InputError
 from stylefill.naturalness import around as around_stats
 from stylefill.operations import InsertRequest, ModifyRequest, SuggestRequest, run
@@ -158,3 +158,16 @@ def test_grain_gives_an_upscaled_fill_the_photos_detail(backbone, held_out_photo
     with pytest.raises(InputError, match="fourier or maco"):
         fill_selection(photo, mask, 958, backbone, m7=None, prior_images=None, modify=False, seed=0,
                        settings=InsertSettings(iters=1, param="pixel"))
+
+
+def test_a_context_crop_leaving_the_photo_mirrors_the_selection_instead_of_filling_it():
+    """Only the photo's own selection is filled: its mirrored copy in a crop that leaves the
+    photo is a reflection of the fill (MaskedParam's bands), never a second object the paste
+    would drop."""
+    photo = Image.new("RGB", (400, 200), (90, 120, 60))
+    mask = np.zeros((200, 400), bool)
+    mask[130:190, 150:280] = True  # 130 wide: a 260 px context square, taller than the photo
+    ctx = _context(photo, mask, InsertSettings())
+    assert ctx.bands() == (0, 90, 0, 0) and ctx.side == 260  # rows 30-290 of a 200 px photo
+    assert ctx.crop_mask.sum() == mask.sum() and not ctx.crop_mask[170:].any()
+    assert ctx.mirror_at(130) == (0, 45, 0, 0)

@@ -106,11 +106,23 @@ class _Context:
     sel: Box
     box: Box                   # the context square (may stick out of the photo)
     crop: np.ndarray           # the context crop (side, side, 3), mirrored where outside
-    crop_mask: np.ndarray      # its selection (side, side) bool
+    crop_mask: np.ndarray      # its selection (side, side) bool, inside the photo only
 
     @property
     def side(self) -> int:
         return self.box.x1 - self.box.x0
+
+    def bands(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right): how far the crop leaves the photo, in photo px."""
+        h, w = self.rgb.shape[:2]
+        box = self.box
+        return max(0, -box.y0), max(0, box.y1 - h), max(0, -box.x0), max(0, box.x1 - w)
+
+    def mirror_at(self, res: int) -> tuple[int, int, int, int]:
+        """`bands` at `res` px, each less than the rest of the view (as a reflection needs)."""
+        top, bottom, left, right = (round(b * res / self.side) for b in self.bands())
+        rows, cols = res - top - bottom, res - left - right
+        return min(top, rows - 1), min(bottom, rows - 1), min(left, cols - 1), min(right, cols - 1)
 
     def at(self, res: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The crop (1, 3, res, res) and its selection (1, 1, res, res) at `res` px."""
@@ -123,7 +135,13 @@ def _context(image: Image.Image, mask: np.ndarray, settings: InsertSettings) -> 
     mask = as_mask(mask, image)
     sel = selection_box(mask)
     box = context_box(sel, rgb.shape[1], rgb.shape[0], settings.context, settings.min_context)
-    return _Context(rgb, mask, sel, box, crop(rgb, box), crop(mask.astype(np.uint8), box).astype(bool))
+    ctx = _Context(rgb, mask, sel, box, crop(rgb, box), crop(mask.astype(np.uint8), box).astype(bool))
+    # The mirrored bands show the selection's reflection, not pixels of their own to fill.
+    top, bottom, left, right = ctx.bands()
+    side = ctx.side
+    ctx.crop_mask[:top] = ctx.crop_mask[side - bottom:] = False
+    ctx.crop_mask[:, :left] = ctx.crop_mask[:, side - right:] = False
+    return ctx
 
 
 def _surroundings(ctx: _Context) -> list[np.ndarray]:
@@ -167,7 +185,7 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
         amplitude = surroundings_amplitude(ctx, height, width)
     elif param != "fourier":
         raise InputError(f"unknown fill parameterisation '{param}'; choose fourier or maco")
-    return visualize_masked(net, index, back, sel, start, masks=masks,
+    return visualize_masked(net, index, back, sel, start, masks=masks, mirror=ctx.mirror_at(res),
                             regularisation=Regularisation(tv=settings.tv, patch=settings.patch),
                             prior_sources=sources, iters=steps, lr=lr, seed=seed,
                             amplitude=amplitude, max_gain=settings.max_gain,

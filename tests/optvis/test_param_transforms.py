@@ -179,3 +179,20 @@ def test_robust_views_keep_the_image_whole(size, scale):
         assert out.shape[:2] == (2, 3) and out.shape[-1] == out.shape[-2]
         assert 0.85 * size <= out.shape[-1] <= 1.2 * size
         assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_masked_param_mirrors_its_bands_from_the_composite():
+    """A context crop that leaves the photo: its bands show the composite reflected (as the
+    photo's crop will, once the fill is in), so the fill cannot hide an object there."""
+    back = torch.rand(1, 3, 32, 32, generator=_gen(2))
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 16:24, 8:20] = 1
+    inner = PixelParam(torch.rand(1, 3, 32, 32, generator=_gen(3)))
+    image = MaskedParam(inner, back, mask, mirror=(0, 6, 4, 0)).image()
+    kept = image[..., :26, 4:]
+    torch.testing.assert_close(image[..., 26:, 4:], kept.flip(-2)[..., 1:7, :])
+    torch.testing.assert_close(image[..., :26, :4], kept.flip(-1)[..., -5:-1])
+    torch.testing.assert_close(kept[..., 16:24, 4:16], inner.image()[..., 16:24, 8:20])
+    image[..., 26:, :].sum().backward()  # a band's pixels are the fill's reflection
+    grad = inner.parameters()[0].grad
+    assert grad[..., 19:24, 8:20].abs().min() > 0 and grad[..., 24:, :].abs().sum() == 0

@@ -181,14 +181,19 @@ class MaskedParam(ImageParam):
 
     The network sees the whole composite (the object in its context) while gradients reach
     the selection only, whatever the inner parameterisation (pixel or Fourier).
+    `mirror` (top, bottom, left, right) are bands of the view that mirror the rest, as a
+    context crop that leaves the photo does: they show the composite reflected, so an object
+    drawn near the photo's edge is mirrored there as it will be in the photo, and nothing can
+    be drawn in them alone.
     """
 
     def __init__(self, inner: ImageParam, background: torch.Tensor, mask: torch.Tensor,
-                 offset: tuple[int, int] = (0, 0)):
+                 offset: tuple[int, int] = (0, 0), mirror: tuple[int, int, int, int] = (0, 0, 0, 0)):
         self.inner = inner
         self.background = background.detach()
         self.mask = mask.detach().to(background)
         self.offset = offset  # (y, x) of an `inner` smaller than the background
+        self.mirror = mirror
 
     def parameters(self) -> list[torch.Tensor]:
         return self.inner.parameters()
@@ -199,7 +204,12 @@ class MaskedParam(ImageParam):
         if (h, w) != (height, width):
             y, x = self.offset
             inner = F.pad(inner, [x, width - x - w, y, height - y - h])
-        return self.background * (1 - self.mask) + inner * self.mask
+        image = self.background * (1 - self.mask) + inner * self.mask
+        top, bottom, left, right = self.mirror
+        if not any(self.mirror):
+            return image
+        kept = image[..., top:height - bottom, left:width - right]
+        return F.pad(kept, [left, right, top, bottom], mode="reflect")
 
     def project(self) -> None:
         self.inner.project()

@@ -274,7 +274,7 @@ def visualize_masked(net: Backbone, index: int, background: torch.Tensor, select
                      start: torch.Tensor, *, masks: Masks, regularisation: Regularisation,
                      prior_sources: torch.Tensor | None, iters: int, lr: float, seed: int,
                      amplitude: torch.Tensor | None = None, max_gain: float = 1.0,
-                     degraded: bool = False,
+                     degraded: bool = False, mirror: tuple[int, int, int, int] = (0, 0, 0, 0),
                      progress: Progress | None = None, stage: str = "optimising",
                      cancel: Cancel | None = None) -> torch.Tensor:
     """A class visualisation of the pixels under `selection` (1, 1, S, S) only, the rest fixed
@@ -283,7 +283,9 @@ def visualize_masked(net: Backbone, index: int, background: torch.Tensor, select
     for the selection's h x w bounding box, the fill is MACO-parameterised with that fixed
     spectrum (e.g. the photo's around the selection), each colour channel's contrast free to
     grow up to `max_gain` times; otherwise in the Fourier basis.
-    `degraded` adds random blur and resampling to the views. Returns the (1, 3, S, S) image."""
+    `degraded` adds random blur and resampling to the views. `mirror` (top, bottom, left,
+    right) are bands of the view that reflect the rest (a context crop leaving the photo).
+    Returns the (1, 3, S, S) image."""
     dev = net.device
     if amplitude is None:
         inner, offset = FourierParam(start.to(dev)), (0, 0)
@@ -296,7 +298,7 @@ def visualize_masked(net: Backbone, index: int, background: torch.Tensor, select
         inner = MagnitudeParam(start[..., box.y0:box.y1, box.x0:box.x1].to(dev), amplitude,
                                max_gain=max_gain)
         offset = (box.y0, box.x0)
-    param = MaskedParam(inner, background.to(dev), selection.to(dev), offset)
+    param = MaskedParam(inner, background.to(dev), selection.to(dev), offset, mirror)
     patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
     loss = regularisation(obj.class_score(index), patch)
     size = background.shape[-1]
