@@ -31,7 +31,7 @@ from stylefill.images import rect_mask, save_image
 from stylefill.judge import load_judge
 from stylefill.naturalness import naturalness
 from stylefill.optvis import recipes
-from stylefill.styles import style_pathway
+from stylefill.style_learning import style_pathway
 
 HERE = Path(__file__).resolve().parent
 CLASSES = ("ladybug", "hay", "goldfish", "daisy", "volcano", "monarch", "lemon", "pizza", "teapot",

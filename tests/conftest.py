@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from stylefill.images import fit_square, to_tensor
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from debian_files import HELD_OUT, fetch  # noqa: E402
+
+# Engines the tests start (`stylefill serve`) learn no styles in the background: a class's
+# minutes of learning would compete with the tests for the CPU. tests/test_style_learning.py
+# turns it on where it is what is tested.
+os.environ.setdefault("STYLEFILL_BACKGROUND_STYLES", "0")
 
 
 @pytest.fixture(scope="session")

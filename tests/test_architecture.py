@@ -19,8 +19,8 @@ LAYERS = {
     1: {"backbones", "optvis.objectives", "optvis.param", "optvis.transforms",
         "optvis.regularizers", "optvis.patch_prior", "optvis.solver", "optvis", "patchdb",
         "masks", "classification", "judge"},
-    2: {"optvis.recipes", "completion", "styles", "sheets", "retrieval", "evaluation",
-        "naturalness"},
+    2: {"optvis.recipes", "completion", "styles", "style_learning", "sheets", "retrieval",
+        "evaluation", "naturalness"},
     3: {"operations"},
     4: {"api", "cli", "server", "jobs", "__main__"},
 }

@@ -24,6 +24,7 @@ from .errors import Cancelled, StylefillError
 from .images import to_pil
 from .operations import Outcome
 from .progress import Cancel, Progress
+from .style_learning import LEARNER
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -186,7 +187,8 @@ class JobQueue:
 
     def _execute(self, job: Job) -> None:
         try:
-            outcome = job._run(job.report, job.cancel_event)
+            with LEARNER.foreground.busy():  # background style learning waits meanwhile
+                outcome = job._run(job.report, job.cancel_event)
             shown = outcome.layer if outcome.layer is not None else outcome.image
             png = None
             if shown is not None:

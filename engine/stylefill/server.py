@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import os
 import secrets
 import socket
 import sys
@@ -38,6 +39,8 @@ from .images import decode_image, selection_mask
 from .jobs import DONE, FAILED, JobQueue, QueueFull, UnknownJob
 from .operations import OPERATIONS, Operation
 from .operations import Request as OperationRequest
+from .operations.base import network
+from .style_learning import LEARNER
 
 API_VERSION = 1
 MAX_BODY = 256 * 1024 * 1024  # a 64-megapixel PNG in base64 fits with room to spare
@@ -125,8 +128,11 @@ BearerToken = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(
     auto_error=False, description="the token file in the engine's config dir (see `stylefill serve`)"))]
 
 
-def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY) -> FastAPI:
-    """The engine as an ASGI app: one CPU job queue, `token` required on /v1 routes but health."""
+def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY,
+               background_styles: bool = True) -> FastAPI:
+    """The engine as an ASGI app: one CPU job queue, `token` required on /v1 routes but health.
+    With `background_styles`, an insert in "any style" of a class without styles starts that
+    class's data-free styles in the background (for the next insert; style_learning)."""
     queue = JobQueue(max_queued=max_queued)
 
     @asynccontextmanager
@@ -134,6 +140,7 @@ def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY) -> 
         queue.start()
         yield
         queue.close()
+        LEARNER.close()
 
     app = FastAPI(title="Stylefill engine", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
@@ -161,7 +168,7 @@ def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY) -> 
     for name in BODIES:
         _immediate_route(v1, OPERATIONS[name])
     _style_routes(v1)
-    _job_routes(v1, queue)
+    _job_routes(v1, queue, background_styles)
     app.include_router(v1)
     return app
 
@@ -194,8 +201,16 @@ def _style_routes(router: APIRouter) -> None:
             raise HTTPException(404, f"style {style_id} of '{cls}' has no preview image")
         return FileResponse(path, media_type="image/png")
 
+    @router.post("/styles/{cls}/prefetch")
+    def styles_prefetch(cls: str, backbone: str = DEFAULT_BACKBONE) -> dict:
+        """Learn the class's data-free styles in the background unless it has styles: call it
+        for the classes a user is about to choose from; again, to see how far it got."""
+        check_name(backbone)
+        index, _ = resolve_class(cls)
+        return LEARNER.ensure(index, network(backbone, None)).status()
 
-def _job_routes(router: APIRouter, queue: JobQueue) -> None:
+
+def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool) -> None:
     @router.post("/jobs", status_code=202, response_model=JobCreated)
     def create_job(req: JobRequest) -> dict:
         op = OPERATIONS[req.kind]
@@ -206,6 +221,8 @@ def _job_routes(router: APIRouter, queue: JobQueue) -> None:
                 [{**e, "loc": ("body", "params", *e["loc"])} for e in exc.errors()]) from None
         request = _request(op, params.model_dump(exclude_unset=True, by_alias=True), req)
         job = queue.submit(op.name, partial(op.run, request))
+        if background_styles and op.name == "insert" and request.style is None:
+            LEARNER.ensure(request.index, network(request.backbone, None))  # runs after the job
         status = queue.status(job)
         return {k: status[k] for k in ("id", "state", "position")}
 
@@ -287,7 +304,10 @@ def serve(host: str | None, port: int = DEFAULT_PORT) -> None:
         print(f"stylefill: warning: listening on {host}, not only on this machine: anyone who "
               "can reach it and learns the token (sent unencrypted) can use the engine",
               file=sys.stderr)
-    app = create_app(ensure_token())
+    # STYLEFILL_BACKGROUND_STYLES=0: no background style learning (the test suite: it would
+    # compete with the tests for the CPU).
+    app = create_app(ensure_token(),
+                     background_styles=os.environ.get("STYLEFILL_BACKGROUND_STYLES", "1") != "0")
     sock = listen(bind, port)
     print(f"stylefill engine on {bind} port {sock.getsockname()[1]}; token in {token_path()}",
           file=sys.stderr, flush=True)

@@ -422,19 +422,3 @@ def load_or_learn(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, *
 
 def images_tensor(paths: Sequence[Path], size: int) -> torch.Tensor:
     return torch.cat([to_tensor(fit_square(load_image(p), size)) for p in paths])
-
-
-def style_pathway(index: int, net: Backbone, style: int, size: int, progress: Progress | None = None,
-                  cancel: Cancel | None = None) -> tuple[torch.Tensor, torch.Tensor, Progress | None]:
-    """A learned style's m7 mask and its images (for the patch prior), and the progress left
-    for the caller. Data-free styles are learned first when missing, in the first half of
-    `progress` ("learning styles: ..."), so the caller's work fills the second half."""
-    rest = progress
-    if not is_learned(index, net.name):
-        report(progress, 0.0, "learning the class's styles (first use)")
-        learned = scaled(progress, 0.0, 0.5, "learning styles: ")
-        rest = scaled(progress, 0.5, 1.0)
-        ss = learn(index, net, data_free=True, progress=learned, cancel=cancel)
-    else:
-        ss = load(index, net.name)
-    return ss.m7(style), images_tensor(ss.image_paths(style, 8), size), rest

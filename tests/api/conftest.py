@@ -50,5 +50,6 @@ def client(engine: Engine) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def small_engine() -> Iterator[Engine]:
     """An engine app with a 64 KiB body limit, served by uvicorn in a thread of this process."""
-    yield from serve_in_thread(create_app("small-engine-token", max_body=64 * 1024),
+    yield from serve_in_thread(create_app("small-engine-token", max_body=64 * 1024,
+                                            background_styles=False),
                                "small-engine-token")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -245,7 +246,8 @@ def test_visualize_job_learns_missing_styles_first_with_progress(small_engine, t
         job = submit(c, body)
         final, seen = wait(c, job["id"], lambda s: s["state"] in FINISHED, timeout=120)
         assert final["state"] == "done", final
-        learning = [s for s in seen if s["stage"].startswith("learning styles: ")]
+        learning = [s for s in seen
+                    if s["stage"].startswith("learning the styles of goldfish (one-time, cached): ")]
         assert learning and all(s["progress"] <= 50 for s in learning), seen
         assert any("sampling pathways" in s["stage"] for s in learning)
         after = seen[seen.index(learning[-1]):]
@@ -259,3 +261,63 @@ def test_visualize_job_learns_missing_styles_first_with_progress(small_engine, t
         final, seen = wait(c, job["id"], lambda s: s["state"] in FINISHED, timeout=120)
         assert final["state"] == "done", final
         assert not any("learning" in s["stage"] for s in seen)
+
+
+@pytest.fixture
+def learning_engine(tmp_path, monkeypatch):
+    """An in-process engine that learns styles in the background, into a fresh models dir, with
+    learning cut down to seconds."""
+    from functools import partial
+
+    from harness import serve_in_thread
+
+    from stylefill import styles
+    from stylefill.server import create_app
+
+    monkeypatch.setenv("STYLEFILL_MODELS", str(tmp_path))
+    monkeypatch.setattr(styles, "learn", partial(
+        styles.learn, data_free_settings=styles.DataFreeSettings(samples=4, size=64, iters=40),
+        preview_settings=styles.PreviewSettings(iters=3)))
+    yield from serve_in_thread(create_app("learning-token", background_styles=True), "learning-token")
+
+
+def wait_for_styles(c, cls: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while (r := c.get(f"/v1/styles/{cls}")).status_code != 200:
+        assert time.monotonic() < deadline, f"no styles of {cls} after {timeout} s"
+        time.sleep(0.2)
+    return r.json()
+
+
+def test_a_cancelled_job_leaves_its_class_learning_and_prefetch_reports_it(learning_engine):
+    """Styles are learned for the class, not for the job: cancelling the job that started the
+    learning stops the job at once, the learning goes on, and the next job reads its styles."""
+    body = {"kind": "visualize", "params": {"class": "tench", "style": 0, "iters": 6, "size": 64}}
+    with learning_engine.client() as c:
+        job = submit(c, body)
+        _, seen = wait(c, job["id"], lambda s: "sampling pathways" in s["stage"], timeout=60)
+        assert "(one-time, cached)" in seen[-1]["stage"]
+        t0 = time.monotonic()
+        c.post(f"/v1/jobs/{job['id']}/cancel")
+        final, _ = wait(c, job["id"], lambda s: s["state"] in FINISHED, timeout=10)
+        assert final["state"] == "cancelled" and time.monotonic() - t0 < 2.0, final
+        assert "go on being learned in the background" in final["message"]
+        status = c.post("/v1/styles/tench/prefetch").json()  # the same run, still going
+        assert status["state"] == "learning" and "(one-time, cached)" in status["stage"], status
+        assert len(wait_for_styles(c, "tench")["styles"]) == 4
+        assert c.post("/v1/styles/tench/prefetch").json()["state"] == "learned"
+        job = submit(c, body)
+        final, seen = wait(c, job["id"], lambda s: s["state"] in FINISHED, timeout=60)
+        assert final["state"] == "done" and not any("learning" in s["stage"] for s in seen)
+
+
+def test_an_insert_in_any_style_starts_at_once_and_learns_styles_for_next_time(learning_engine, field):
+    """No styles yet: the insert runs with the class's plain objective (no learning first),
+    and the engine learns the class's styles in the background afterwards."""
+    with learning_engine.client() as c:
+        assert c.get("/v1/styles/hay").status_code == 404
+        job = submit(c, {"kind": "insert", "image": b64_png(field), "rect": list(RECT),
+                         "params": {"class": "hay", "iters": 6}})
+        final, seen = wait(c, job["id"], lambda s: s["state"] in FINISHED, timeout=120)
+        assert final["state"] == "done" and not any("learning" in s["stage"] for s in seen)
+        assert len(wait_for_styles(c, "hay")["styles"]) == 4

@@ -52,7 +52,7 @@ def test_every_option_is_the_same_field_on_every_surface(name):
 
 @pytest.fixture(scope="module")
 def http():
-    yield from serve_in_thread(server.create_app("surfaces-token"), "surfaces-token")
+    yield from serve_in_thread(server.create_app("surfaces-token", background_styles=False), "surfaces-token")
 
 
 def _b64(img: Image.Image) -> str:

@@ -11,7 +11,7 @@ from pydantic import Field
 from ..classification import selection_class
 from ..completion import BLENDS, EditResult, InsertSettings, fill_selection
 from ..progress import Cancel, Progress
-from ..styles import style_pathway
+from ..style_learning import style_pathway
 from .base import (
     BackboneName,
     ClassRef,

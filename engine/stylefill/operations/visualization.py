@@ -16,7 +16,7 @@ from ..optvis import recipes
 from ..progress import Cancel, Progress
 from ..sheets import layer_sheet
 from ..sheets import sheet as contact_sheet
-from ..styles import style_pathway
+from ..style_learning import style_pathway
 from .base import (
     BackboneName,
     ClassRef,

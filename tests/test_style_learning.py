@@ -1,0 +1,74 @@
+"""A class's data-free styles are learned once, for the class: waiting jobs see its stage and
+time left, a cancelled waiter leaves the run going, and a background run gives way to jobs that
+compute. Learning is cut down (4 samples at 64 px) so a run takes seconds, on the real network."""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+
+import pytest
+
+from stylefill import styles
+from stylefill.errors import Cancelled
+from stylefill.style_learning import LEARNED, Foreground, StyleLearner, style_pathway
+
+
+@pytest.fixture
+def quick_learning(monkeypatch, tmp_path):
+    """Styles into a fresh models dir, learned in a few seconds; yields the calls made."""
+    monkeypatch.setenv("STYLEFILL_MODELS", str(tmp_path))
+    calls = []
+    real = partial(styles.learn, data_free_settings=styles.DataFreeSettings(samples=4, size=64, iters=8),
+                   preview_settings=styles.PreviewSettings(iters=3))
+
+    def learn(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(styles, "learn", learn)
+    return calls
+
+
+def test_a_class_is_learned_once_and_a_cancelled_waiter_does_not_stop_it(backbone, quick_learning):
+    learner = StyleLearner()
+    index = backbone.categories.index("goldfish")
+    run = learner.ensure(index, backbone)
+    assert learner.ensure(index, backbone) is run  # a second asker joins the same run
+    cancel, seen = threading.Event(), []
+
+    def progress(fraction, stage, _preview=None):
+        seen.append(stage)
+        if "sampling pathways" in stage:
+            cancel.set()
+
+    with pytest.raises(Cancelled, match="go on being learned in the background"):
+        learner.wait(run, progress, cancel)
+    assert not run.done.is_set()  # the waiter left; the run did not stop
+    assert all(s.startswith("learning the styles of goldfish (one-time, cached): ") for s in seen)
+    assert run.done.wait(120) and run.state == LEARNED
+    assert styles.is_learned(index, backbone.name) and quick_learning == [index]
+    assert learner.ensure(index, backbone).state == LEARNED  # nothing is learned twice
+    assert quick_learning == [index]
+    status = run.status()
+    assert status["state"] == "learned" and status["progress"] == 100
+
+
+def test_a_job_needing_a_style_waits_for_the_run_with_an_estimate(backbone, quick_learning):
+    index = backbone.categories.index("tench")
+    seen = []
+    m7, images, rest = style_pathway(index, backbone, 1, 64, lambda f, s, p=None: seen.append((f, s)))
+    assert m7.shape == (backbone.units("fc7"),) and images.shape[-2:] == (64, 64)
+    assert seen and all(f <= 0.5 for f, _ in seen) and rest is not None
+    assert any(" s left" in s for _, s in seen), seen[-3:]
+
+
+def test_a_background_run_pauses_while_a_job_computes(backbone, quick_learning):
+    foreground = Foreground()
+    learner = StyleLearner(foreground)
+    with foreground.busy():
+        run = learner.ensure(backbone.categories.index("hay"), backbone)
+        time.sleep(3.0)
+        assert run.fraction < 0.05 and not run.done.is_set()  # held at its first step
+    assert run.done.wait(120) and run.state == LEARNED
