@@ -1,10 +1,15 @@
 """Interactive dialogs: a GimpUi.ProcedureDialog made from the procedure's entry in the table
 (stylefill.PROCEDURES; GIMP keeps the last values), plus what a dialog of properties cannot
-show: the engine's class suggestions for the selection and thumbnails of the learned styles of
-the chosen class, which set the Style choice.
+show: the engine's class suggestions for the selection, thumbnails of the learned styles of
+the chosen class (which stand in for the Style choice), and what is still missing (OK stays
+insensitive until it is given). Suggest's answer is a small dialog of its own: its classes
+as buttons, one click opens Insert with that class.
 
 Imported only for INTERACTIVE runs, so scripted and batch runs never need GTK or a display.
 """
+
+import json
+import os
 
 import gi
 
@@ -18,30 +23,42 @@ from gi.repository import GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E
 THUMB = 96
 
 
+def title(spec):
+    return f"Stylefill: {spec.title[0].lower()}{spec.title[1:]}"   # "Stylefill: insert object"
+
+
 def show(procedure, config, spec, engine=None, suggestions=None, note=None):
     """Run the dialog; True when the user pressed OK (the config then holds the choices).
 
-    engine: a connected client.Client for the style thumbnails (None: no thumbnails).
+    engine: a connected client.Client for the style thumbnails (None: no thumbnails, and the
+    Style choice is shown as a list instead).
     suggestions: [{class, prob}] for the selection, offered as buttons that fill in the class.
     note: one line shown below the arguments (for example why there are no suggestions).
     """
     GimpUi.init("stylefill")
-    title = f"Stylefill: {spec.title[0].lower()}{spec.title[1:]}"
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
-    dialog.fill([_item(dialog, arg) for arg in spec.args])
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, title(spec))
+    thumbnails = engine is not None and "styles" in spec.extras
+    shown = [arg for arg in spec.args if not (thumbnails and arg.name == "style")]
+    dialog.fill([_item(dialog, arg) for arg in shown])
     extras = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
     extras.set_border_width(6)
     if note:
-        label = Gtk.Label(label=note, xalign=0.0)
-        label.set_line_wrap(True)
-        extras.pack_start(label, False, False, 0)
+        extras.pack_start(_label(note), False, False, 0)
     if suggestions:
-        extras.pack_start(_suggestion_buttons(config, suggestions), False, False, 0)
-    if engine is not None and "styles" in spec.extras:
+        frame = Gtk.Frame(label="Classes for the selection (click to use)")
+        frame.add(_class_buttons(suggestions,
+                                 lambda cls: config.set_property("class-name", cls)))
+        extras.pack_start(frame, False, False, 0)
+    if thumbnails:
         picker = StylePicker(engine, config, spec.arg("style"), spec.arg("backbone"))
         extras.pack_start(picker.widget, True, True, 0)
+    missing = _label("")
+    missing.set_name("missing")
+    extras.pack_start(missing, False, False, 0)
     dialog.get_content_area().pack_start(extras, True, True, 0)
     extras.show_all()
+    _guard(dialog, config, spec, missing)
+    _name_for_tests(dialog, [arg.name for arg in shown])
     ok = dialog.run()
     dialog.destroy()
     return bool(ok)
@@ -64,18 +81,62 @@ def _item(dialog, arg):
     return row
 
 
-def _suggestion_buttons(config, suggestions):
-    frame = Gtk.Frame(label="Classes for the selection (click to use)")
+def _guard(dialog, config, spec, label):
+    """OK only once nothing is missing (a class to type, a folder to choose); until then the
+    label says what to give. Nothing is refused later, after the engine was asked."""
+    def update(*_args):
+        message = spec.missing(config, dialog=True)
+        dialog.set_response_sensitive(Gtk.ResponseType.OK, message is None)
+        label.set_markup(f"<b>{GLib.markup_escape_text(message)}</b>" if message else "")
+        label.set_visible(message is not None)
+
+    config.connect("notify", update)
+    update()
+
+
+def _label(text):
+    label = Gtk.Label(label=text, xalign=0.0)
+    label.set_line_wrap(True)
+    return label
+
+
+def _class_buttons(suggestions, clicked):
+    """The suggested classes with their probabilities as buttons; clicked(class) on a click."""
     flow = Gtk.FlowBox()
     flow.set_selection_mode(Gtk.SelectionMode.NONE)
     flow.set_max_children_per_line(3)
     for s in suggestions:
         cls = str(s.get("class"))
         button = Gtk.Button(label=f"{cls}  {float(s.get('prob', 0)) * 100:.0f}%")
-        button.connect("clicked", lambda _b, c=cls: config.set_property("class-name", c))
+        button.set_name(f"suggestion:{cls}")
+        button.connect("clicked", lambda _b, c=cls: clicked(c))
         flow.add(button)
-    frame.add(flow)
-    return frame
+    return flow
+
+
+def choose_class(spec, suggestions):
+    """Suggest's answer: its classes as buttons. The class clicked (Insert then opens with it),
+    or None when the dialog is closed."""
+    GimpUi.init("stylefill")
+    dialog = GimpUi.Dialog(title=title(spec), role="stylefill-suggest")
+    dialog.add_button("_Close", Gtk.ResponseType.CLOSE)
+    box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=8)
+    box.set_border_width(12)
+    chosen = []
+    if suggestions:
+        box.pack_start(_label("Objects that fit the selection. Click one to insert it:"),
+                       False, False, 0)
+        box.pack_start(_class_buttons(suggestions, lambda cls: (
+            chosen.append(cls), dialog.response(Gtk.ResponseType.OK))), False, False, 0)
+    else:
+        box.pack_start(_label("The engine has no suggestion for this selection."),
+                       False, False, 0)
+    dialog.get_content_area().pack_start(box, True, True, 0)
+    box.show_all()
+    _name_for_tests(dialog)
+    dialog.run()
+    dialog.destroy()
+    return chosen[0] if chosen else None
 
 
 def _pixbuf(png, size=THUMB):
@@ -90,7 +151,9 @@ def _pixbuf(png, size=THUMB):
 
 class StylePicker:
     """Radio buttons with the preview of each learned style of the class in the config; they
-    set (and follow) the Style choice, whose "auto" (when it has one) is the first button."""
+    set (and follow) the Style choice, whose "auto" (when it has one) is the first button.
+    A class without learned styles gets "auto", or (Style has no "auto": Modify) the first
+    style, which the engine learns without photos when the job starts."""
 
     def __init__(self, engine, config, style, backbone):
         self.engine, self.config, self.style, self.backbone = engine, config, style, backbone
@@ -130,7 +193,7 @@ class StylePicker:
         for child in self.box.get_children():
             self.box.remove(child)
         if not cls:
-            self._say("Choose a class to see its learned styles.")
+            self._say("Choose a class to see its styles.")
             return
         try:
             listing = self.engine.styles(cls, backbone)
@@ -140,10 +203,19 @@ class StylePicker:
         nicks = {nick for nick, _label in self.style.choices}
         styles = [s for s in (listing or {}).get("styles") or [] if str(s.get("id")) in nicks]
         if not styles:
-            self._say(f"No styles learned for '{cls}' yet: use Learn styles from folder... "
-                      "(the style is then chosen automatically).")
+            self._unlearned(cls)
             return
         self._show(cls, backbone, styles)
+
+    def _unlearned(self, cls):
+        first = self.style.auto or self.style.choices[0][0]
+        self.config.set_property(self.style.name, first)
+        if self.style.auto:
+            self._say(f"No styles of '{cls}' learned yet: any style of the class "
+                      "(Learn styles... makes styles to choose from).")
+        else:
+            self._say(f"No styles of '{cls}' learned yet: the job first learns them without "
+                      "photos (a minute or two) and uses the first one.")
 
     def _show(self, cls, backbone, styles):
         flow = Gtk.FlowBox()
@@ -155,12 +227,15 @@ class StylePicker:
         for nick, info in entries:
             button = Gtk.RadioButton.new_from_widget(group)
             group = group or button
+            button.set_name(f"style:{nick}")
             if info is None:
                 button.set_label("Auto")
             else:
                 self._decorate(button, cls, backbone, info)
             self.buttons[nick] = button
             flow.add(button)
+        if self.config.get_property(self.style.name) not in self.buttons:
+            self.config.set_property(self.style.name, entries[0][0])
         self._style_changed()
         for nick, button in self.buttons.items():
             button.connect("toggled", self._chosen, nick)
@@ -169,14 +244,14 @@ class StylePicker:
 
     def _decorate(self, button, cls, backbone, info):
         style_id = int(info["id"])
-        button.set_label(str(style_id))
+        button.set_label(f"Style {style_id}")
         try:
             png = self.engine.style_preview(cls, style_id, backbone)
             button.set_image(Gtk.Image.new_from_pixbuf(_pixbuf(png)))
             button.set_always_show_image(True)
             button.set_image_position(Gtk.PositionType.TOP)
         except (sf.EngineError, GLib.Error):
-            pass  # the number alone still chooses the style
+            pass  # the label alone still chooses the style
         weight = info.get("weight")
         if weight is not None:
             button.set_tooltip_text(f"style {style_id}: weight {float(weight):.2f}")
@@ -186,7 +261,67 @@ class StylePicker:
             self.config.set_property(self.style.name, nick)
 
     def _say(self, text):
-        label = Gtk.Label(label=text, xalign=0.0)
-        label.set_line_wrap(True)
-        self.box.pack_start(label, False, False, 0)
+        self.box.pack_start(_label(text), False, False, 0)
         self.box.show_all()
+
+
+# ------------------------------------------------------------------------- for the GUI tests
+
+UI_MAP = "STYLEFILL_UI_MAP"
+
+
+def _name_for_tests(dialog, args=()):
+    """With $STYLEFILL_UI_MAP set (tests/gimp/test_gimp_gui.py), write where each named widget
+    (suggestion:<class>, style:<nick>, arg:<argument>, class-name: its entry, ok, missing) is
+    on the screen, with its label and state, every 0.25 s while the dialog is open: xdotool
+    then clicks what GTK really drew."""
+    path = os.environ.get(UI_MAP)
+    if not path:
+        return
+    ok = dialog.get_widget_for_response(Gtk.ResponseType.OK)
+    if ok is not None:
+        ok.set_name("ok")
+    for name in args:
+        dialog.get_widget(name, GObject.TYPE_NONE).set_name(f"arg:{name}")
+    if "class-name" in args:
+        entry = _find(dialog.get_widget("class-name", GObject.TYPE_NONE),
+                      lambda w: isinstance(w, Gtk.Entry))
+        if entry is not None:
+            entry.set_name("class-name")
+    alive = [True]
+    dialog.connect("destroy", lambda *_args: alive.clear())
+
+    def write():
+        if alive and dialog.get_mapped():
+            found = {}
+            _collect(dialog, dialog, found)
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                json.dump({"title": dialog.get_title(), "widgets": found}, f)
+            os.replace(path + ".tmp", path)
+        return bool(alive)
+
+    GLib.timeout_add(250, write)
+
+
+def _find(widget, match):
+    if match(widget):
+        return widget
+    children = widget.get_children() if isinstance(widget, Gtk.Container) else []
+    return next((w for w in (_find(c, match) for c in children) if w is not None), None)
+
+
+def _collect(top, widget, found):
+    name = widget.get_name()
+    if (":" in name or name in ("ok", "class-name", "missing")) and widget.get_mapped():
+        alloc = widget.get_allocation()
+        x, y = widget.translate_coordinates(top, alloc.width // 2, alloc.height // 2)
+        _ok, ox, oy = top.get_window().get_origin()
+        label = (widget.get_text() if isinstance(widget, Gtk.Entry) else widget.get_label()
+                 if isinstance(widget, (Gtk.Label, Gtk.Button)) else None)
+        found[name] = {"x": ox + x, "y": oy + y, "label": label, "sensitive": widget.is_sensitive(),
+                       "image": isinstance(widget, Gtk.Button) and widget.get_image() is not None,
+                       "active": isinstance(widget, Gtk.ToggleButton) and widget.get_active(),
+                       "focus": widget.has_focus()}
+    if isinstance(widget, Gtk.Container):
+        for child in widget.get_children():
+            _collect(top, child, found)

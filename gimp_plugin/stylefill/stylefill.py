@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Stylefill for GIMP 3: Filters > Stylefill sends the selection (with some context) to the
-Stylefill engine and brings the result back as a new layer.
+Stylefill engine and brings the result back as a new layer. The menu follows the user's path:
+Suggest objects, Insert object, Modify object, Learn styles, then Research > Visualize class,
+Feature inversion.
 
 The plug-in is one table, PROCEDURES (at the end): each procedure's menu entry, arguments and
 return values, and for each argument the engine request field it fills and what "automatic"
@@ -9,16 +11,21 @@ it; the run_* functions hold what each procedure does with the image. HTTP, engi
 job polling are in client.py. It runs in GIMP's own Python, so it uses the standard library
 and gi only (no numpy).
 
-Image transport: the context crop and the selection mask are read as raw bytes with GEGL and
-encoded by client.encode_png (stdlib zlib, no temporary GIMP image or export settings involved);
-the engine's RGBA PNG is loaded with GIMP's own PNG loader (Gimp.file_load_layer), which
-handles every PNG filter and converts to the image's precision.
+Image transport: the context crop is what the user sees there (the visible layers composited
+in a throw-away duplicate of the image, so earlier results count as far as they show and the
+user's image is never touched); it and the selection mask are read as raw bytes with GEGL and
+encoded by client.encode_png (stdlib zlib, no export settings involved); the engine's RGBA PNG
+is loaded with GIMP's own PNG loader (Gimp.file_load_layer), which handles every PNG filter and
+converts to the image's precision. Results go on top of the layer stack (or of the group of
+the layer the user works on), named "<Class> · <what>".
 """
 
 import base64
+import hashlib
 import json
 import os
 import sys
+import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +39,7 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 PREFIX = "plug-in-stylefill-"
 MENU = "<Image>/Filters/Stylefill"
+RESEARCH = "_Research"   # the submenu of Visualize and Feature inversion
 MAX_SIDE = 8000          # the engine refuses larger images (docs/protocol.md)
 CONTEXT = 1.0            # context margin on each side, in multiples of the selection's size
 CONTEXT_SIDE = 4096      # context stops growing here: the network sees a few hundred px anyway
@@ -39,16 +47,14 @@ RW = GObject.ParamFlags.READWRITE
 
 
 class UserError(Exception):
-    """Something the user can fix in GIMP (no selection, wrong layer)."""
+    """Something the user can fix in GIMP (no selection, a class to type)."""
+
+
+NOTHING_SELECTED = ("Nothing is selected: select the area first "
+                    "(for example with the rectangle or free select tool)")
 
 
 # ------------------------------------------------------------------------------ geometry
-
-def _intersect(a, b):
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    return (x1, y1, x2 - x1, y2 - y1) if x2 > x1 and y2 > y1 else None
-
 
 def selection_box(image):
     """The selection's bounding box (x, y, w, h) in image coordinates, or None when empty."""
@@ -56,9 +62,8 @@ def selection_box(image):
     return (x1, y1, x2 - x1, y2 - y1) if non_empty else None
 
 
-def layer_box(drawable):
-    _ok, ox, oy = drawable.get_offsets()
-    return (ox, oy, drawable.get_width(), drawable.get_height())
+def image_box(image):
+    return (0, 0, image.get_width(), image.get_height())
 
 
 def context_box(box, bounds, margin=CONTEXT):
@@ -73,11 +78,21 @@ def context_box(box, bounds, margin=CONTEXT):
     return (out[0][0], out[1][0], out[0][1], out[1][1])
 
 
-def read_rgb(drawable, box):
-    """Pixels of `box` (image coordinates) of the drawable as R'G'B' u8 bytes."""
-    ox, oy, _w, _h = layer_box(drawable)
-    rect = Gegl.Rectangle.new(box[0] - ox, box[1] - oy, box[2], box[3])
-    return bytes(drawable.get_buffer().get(rect, 1.0, "R'G'B' u8", Gegl.AbyssPolicy.CLAMP))
+def read_visible(image, box):
+    """What the user sees over `box` (image coordinates) as R'G'B' u8 bytes: the visible layers
+    composited, earlier results included as far as they show. Read from a throw-away duplicate
+    (no clipboard), so the user's image, its layers and its undo history stay untouched."""
+    copy = image.duplicate()
+    try:
+        copy.undo_disable()
+        copy.crop(box[2], box[3], box[0], box[1])
+        if not any(layer.get_visible() for layer in copy.get_layers()):
+            raise UserError("No layer is visible: show the photo's layer first")
+        flat = copy.flatten()
+        rect = Gegl.Rectangle.new(0, 0, box[2], box[3])
+        return bytes(flat.get_buffer().get(rect, 1.0, "R'G'B' u8", Gegl.AbyssPolicy.CLAMP))
+    finally:
+        copy.delete()
 
 
 def read_selection(image, box):
@@ -86,44 +101,36 @@ def read_selection(image, box):
     return bytes(image.get_selection().get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.NONE))
 
 
-def one_drawable(drawables):
-    if len(drawables) != 1:
-        raise UserError("Stylefill works on one layer at a time: select exactly one layer")
-    return drawables[0]
-
-
-def selected_region(image, drawable):
-    """(selection box clipped to the layer, context box) or UserError when nothing is selected."""
-    sel = selection_box(image)
-    if sel is None:
-        raise UserError("Nothing is selected: select the area first "
-                        "(for example with the rectangle or free select tool)")
-    box = _intersect(sel, layer_box(drawable))
+def selected_region(image):
+    """(selection box, context box clipped to the image) or UserError when nothing is
+    selected. The selection may lie anywhere on the image, over any layer."""
+    box = selection_box(image)
     if box is None:
-        raise UserError(f"The selection does not touch the layer '{drawable.get_name()}'")
+        raise UserError(NOTHING_SELECTED)
     if max(box[2], box[3]) > MAX_SIDE:
         raise UserError(f"The selection is larger than {MAX_SIDE} px; select a smaller area")
-    return box, context_box(box, layer_box(drawable))
+    return box, context_box(box, image_box(image))
 
 
-def encode_region(image, drawable, crop):
+def encode_region(image, crop):
     """(image PNG, mask PNG) of the crop: what insert, modify and suggest send."""
     w, h = crop[2], crop[3]
-    return (sf.encode_png(w, h, read_rgb(drawable, crop), 3),
+    return (sf.encode_png(w, h, read_visible(image, crop), 3),
             sf.encode_png(w, h, read_selection(image, crop), 1))
 
 
 # -------------------------------------------------------------------------------- results
 
-def _place(image, drawable):
-    """(parent, position) just above the drawable, so the new layer shows over it."""
-    if isinstance(drawable, Gimp.Layer):
-        return drawable.get_parent(), image.get_item_position(drawable)
-    return None, 0
+def _place(drawables):
+    """(parent, 0): the top of the layer stack, or of the group of the layer the user works
+    on, so a result always shows above the photo and above earlier results."""
+    layer = next((d for d in drawables or [] if isinstance(d, Gimp.Layer)), None)
+    return (layer.get_parent() if layer is not None else None), 0
 
 
-def add_result_layer(image, drawable, result, origin, name, fit=None, mask_selection=False):
-    """The engine's PNG as a new layer at origin + result offset, in one undo group.
+def add_result_layer(image, drawables, result, origin, name, fit=None, mask_selection=False):
+    """The engine's PNG as a new layer at origin + result offset, on top (see _place), in one
+    undo group.
 
     fit=(x, y, w, h) scales and moves it onto that box instead (visualize as a layer).
     The original layers are never written to.
@@ -135,7 +142,7 @@ def add_result_layer(image, drawable, result, origin, name, fit=None, mask_selec
     image.undo_group_start()
     try:
         layer.set_name(name)
-        parent, position = _place(image, drawable)
+        parent, position = _place(drawables)
         image.insert_layer(layer, parent, position)
         inserted = True
         if fit is not None:
@@ -199,13 +206,15 @@ def _load_image(png):
             pass
 
 
-def layer_name(cls, style, metrics=None):
-    """'Stylefill: <class>, style N' (the style the engine used when it reports one)."""
-    metrics = metrics or {}
-    cls = metrics.get("class") or cls or "object"
-    style = metrics.get("style", style)
-    tail = "automatic style" if style is None else f"style {style}"
-    return f"Stylefill: {cls}, {tail}"
+def layer_name(subject, detail):
+    """'<Subject> · <detail>', short enough for the Layers panel: 'Ladybug · style 2',
+    'Ladybug · auto style', 'Ladybug · visualized', 'Inverted · patch prior'."""
+    subject = str(subject or "object")
+    return f"{subject[:1].upper()}{subject[1:]} · {detail}"
+
+
+def style_text(style):
+    return "auto style" if style is None else f"style {style}"
 
 
 # ---------------------------------------------------------------------- argument kinds
@@ -226,6 +235,10 @@ class Arg:
 
     def value(self, config):
         return config.get_property(self.name)
+
+    def missing(self, config, dialog=False):
+        """What the user still has to give here, as a message; None when nothing."""
+        return None
 
 
 class Int(Arg):
@@ -262,8 +275,9 @@ class Folder(Arg):
 
 
 class ClassName(Arg):
-    """A class as a name, or as a number (an ImageNet index). Left empty it is None (the help
-    says what that means) or, with `required`, refused with that message."""
+    """A class as a name, or as a number (an ImageNet index). Left empty in a script it is
+    None (the help says what that means) or, with `required`, refused with that message; a
+    dialog always asks for it (its suggestions fill it in), so no empty field means "auto"."""
 
     def __init__(self, help, required=None):
         super().__init__("class-name", "_Class", help, "", param="class")
@@ -274,9 +288,15 @@ class ClassName(Arg):
 
     def value(self, config):
         text = (config.get_property(self.name) or "").strip()
-        if not text and self.required:
-            raise UserError(self.required)
         return int(text) if text.isdigit() else (text or None)
+
+    def missing(self, config, dialog=False):
+        if (config.get_property(self.name) or "").strip():
+            return None
+        return self.required or (TYPE_A_CLASS if dialog else None)
+
+
+TYPE_A_CLASS = "Type a class (a name such as 'ladybug' or an ImageNet index) or click a suggestion"
 
 
 class Choice(Arg):
@@ -342,15 +362,30 @@ class Return:
 class Procedure:
     """One menu item: the PDB procedure, its dialog and its engine request (see PROCEDURES).
 
-    image: it works on the selected layer (else it also runs without an image);
-    extras: what its dialog shows beyond the arguments ("suggestions", "styles").
+    image: it works on an image (else it also runs without one);
+    selection: it needs a selection, refused at once (before any dialog or engine call) without;
+    research: its menu item sits in the Research submenu (else with the main steps);
+    extras: what its dialog shows beyond the arguments ("suggestions", "styles");
+    dialog: whether an interactive run first shows the arguments (Suggest shows its answer);
+    check(config): a rule across arguments, the message when it is not met.
     """
 
-    def __init__(self, name, label, blurb, help, run, args, returns, image=True, extras=()):
+    def __init__(self, name, label, blurb, help, run, args, returns, image=True,
+                 selection=False, research=False, extras=(), dialog=True, check=None):
         self.name, self.label, self.blurb, self.help = name, label, blurb, help
         self.run, self.args, self.returns = run, args, returns
-        self.image, self.extras = image, extras
+        self.image, self.selection, self.research = image, selection, research
+        self.extras, self.dialog, self.check = extras, dialog, check
         self.title = label.replace("_", "").rstrip(".")    # "Insert object"
+
+    def missing(self, config, dialog=False):
+        """The first input the user still has to give, as a message, or None. A dialog asks
+        for more than a script (see ClassName)."""
+        for arg in self.args:
+            message = arg.missing(config, dialog)
+            if message:
+                return message
+        return self.check(config) if self.check else None
 
     def arg(self, name):
         return next(arg for arg in self.args if arg.name == name)
@@ -392,7 +427,7 @@ class Call:
 
     def __init__(self, spec, run_mode, image, drawables, config):
         self.spec, self.run_mode, self.config = spec, run_mode, config
-        self.image, self.drawables = image, drawables
+        self.image, self.drawables = image, list(drawables or [])
         self.session = sf.Session()
         self.progress = None
 
@@ -403,11 +438,15 @@ class Call:
     def value(self, name):
         return self.spec.arg(name).value(self.config)
 
+    def check(self):
+        """Refuse at once what cannot work (no selection), before any dialog or engine call."""
+        if self.spec.selection:
+            selected_region(self.image)
+
     def region(self):
-        """(drawable, context box, image PNG, mask PNG) of the selection."""
-        drawable = one_drawable(self.drawables)
-        _box, crop = selected_region(self.image, drawable)
-        return (drawable, crop, *encode_region(self.image, drawable, crop))
+        """(context box, image PNG, mask PNG) of the selection, read from the visible image."""
+        _box, crop = selected_region(self.image)
+        return (crop, *encode_region(self.image, crop))
 
     def suggest(self, image_png, mask_png, top):
         """Classes for the selection: for Modify what it holds, else what fits around it."""
@@ -419,21 +458,31 @@ class Call:
         return self.session.run_job(kind, params, self.progress, self.value("time-limit"),
                                     **payload)
 
+    def end_progress(self):
+        if self.progress is not None:
+            self.progress.end()
+            self.progress = None
+
 
 def run_suggest(call):
-    _drawable, _crop, image_png, mask_png = call.region()
+    """The classes for the selection; interactively they are buttons, and a click opens Insert
+    with that class (open_insert)."""
+    region = call.region()
     call.progress(0.5, "asking the engine")
-    found = call.suggest(image_png, mask_png, call.value("top"))
+    found = call.suggest(region[1], region[2], call.value("top"))
     if call.interactive:
-        lines = [f"{s.get('prob', 0) * 100:5.1f}%  {s.get('class')}" for s in found]
-        Gimp.message("Stylefill suggests for the selection:\n" + "\n".join(lines)
-                     + "\n\nUse Filters > Stylefill > Insert object... with one of these classes.")
+        import dialogs
+
+        call.end_progress()
+        chosen = dialogs.choose_class(call.spec, found)
+        if chosen is not None:
+            open_insert(call, chosen, found, region)
     return [str(s.get("class")) for s in found], json.dumps(found)
 
 
 def _edit(call, kind, suggest_class):
     """The selection with its context to the engine, the result as a layer at the selection."""
-    drawable, crop, image_png, mask_png = call.region()
+    crop, image_png, mask_png = call.region()
     params = call.spec.params(call.config)
     if suggest_class and "class" not in params:
         found = call.suggest(image_png, mask_png, 1)   # the dialog's suggestions when it had some
@@ -441,8 +490,10 @@ def _edit(call, kind, suggest_class):
             raise sf.EngineError("the engine has no suggestion for this selection; type a class")
         params["class"] = found[0].get("class")
     result = call.job(kind, params, image_png=image_png, mask_png=mask_png)
-    name = layer_name(params.get("class"), params.get("style"), result.get("metrics"))
-    return (add_result_layer(call.image, drawable, result, crop[:2], name),)
+    metrics = result.get("metrics") or {}
+    name = layer_name(metrics.get("class") or params.get("class"),
+                      style_text(metrics.get("style", params.get("style"))))
+    return (add_result_layer(call.image, call.drawables, result, crop[:2], name),)
 
 
 def run_insert(call):
@@ -455,10 +506,11 @@ def run_modify(call):
 
 def run_visualize(call):
     params = call.spec.params(call.config)
-    as_image = call.value("output") == "image" or call.image is None or not call.drawables
-    drawable = None if as_image else one_drawable(call.drawables)
+    as_image = call.value("output") == "image" or call.image is None
     result = call.job("visualize", params)
-    name = layer_name(params["class"], params.get("style"), result.get("metrics"))
+    style = (result.get("metrics") or {}).get("style", params.get("style"))
+    name = layer_name(params["class"], "visualized" if style is None
+                      else f"visualized, {style_text(style)}")
     if as_image:
         new = _load_image(_result_png(result))
         layer = new.get_layers()[0]
@@ -466,32 +518,30 @@ def run_visualize(call):
         if call.interactive:
             Gimp.Display.new(new)
         return (layer,)
-    target = selection_box(call.image)
-    target = (_intersect(target, layer_box(drawable)) if target else None) or layer_box(drawable)
-    return (add_result_layer(call.image, drawable, result, (0, 0), name, fit=target,
+    target = selection_box(call.image) or image_box(call.image)
+    return (add_result_layer(call.image, call.drawables, result, (0, 0), name, fit=target,
                              mask_selection=True),)
 
 
+PRIORS = {"patch": "patch prior", "tv": "TV prior"}
+
+
 def run_invert(call):
-    drawable = one_drawable(call.drawables)
+    """The selected area (or the whole image) as the user sees it, rebuilt from its features."""
     sel = selection_box(call.image)
-    box = _intersect(sel, layer_box(drawable)) if sel else layer_box(drawable)
-    if box is None:
-        raise UserError(f"The selection does not touch the layer '{drawable.get_name()}'")
+    box = sel or image_box(call.image)
     if max(box[2], box[3]) > MAX_SIDE:
         raise UserError(f"The area is larger than {MAX_SIDE} px; select a smaller part")
     params = call.spec.params(call.config)
-    image_png = sf.encode_png(box[2], box[3], read_rgb(drawable, box), 3)
+    image_png = sf.encode_png(box[2], box[3], read_visible(call.image, box), 3)
     result = call.job("invert", params, image_png=image_png)
-    name = f"Stylefill: {drawable.get_name()} inverted ({params['prior']} prior)"
-    return (add_result_layer(call.image, drawable, result, box[:2], name,
+    name = layer_name("inverted", PRIORS.get(params["prior"], params["prior"]))
+    return (add_result_layer(call.image, call.drawables, result, box[:2], name,
                              mask_selection=sel is not None),)
 
 
 def run_learn(call):
     params = call.spec.params(call.config)
-    if "folder" not in params and not params["data_free"]:
-        raise UserError("Choose a folder of photos of the class, or tick 'Without photos'")
     result = call.job("learn_styles", params)
     listing = result.get("metrics") or {}
     count = len(listing.get("styles") or [])
@@ -501,10 +551,71 @@ def run_learn(call):
     return count, json.dumps(listing)
 
 
+def folder_or_without_photos(config):
+    if config.get_property("folder") is None and not config.get_property("data-free"):
+        return "Choose a folder of photos of the class, or tick 'Without photos'"
+    return None
+
+
+# ------------------------------------------------------------------- Suggest hands over to Insert
+#
+# Suggest's answer opens Insert through the PDB (as its menu item would, so GIMP keeps Insert's
+# last values and Repeat works). GIMP runs it in a new process and fills its arguments from
+# the last values, so the class clicked and the suggestions travel in a small file in GIMP's
+# profile folder, read once by the Insert dialog: the engine is not asked again.
+
+HANDOFF = "stylefill-suggestion.json"
+HANDOFF_SECONDS = 600
+
+
+def _handoff_path():
+    return os.path.join(Gimp.directory(), HANDOFF)
+
+
+def _region_key(region):
+    return hashlib.sha256(region[1] + region[2]).hexdigest()
+
+
+def open_insert(call, chosen, found, region):
+    """Insert's dialog for the class clicked in Suggest's answer; its errors become Suggest's."""
+    data = {"image": call.image.get_id(), "region": _region_key(region), "class": chosen,
+            "backbone": call.value("backbone"), "suggestions": found, "time": time.time()}
+    with open(_handoff_path(), "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    procedure = Gimp.get_pdb().lookup_procedure(PREFIX + "insert")
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+    config.set_property("image", call.image)
+    config.set_core_object_array("drawables", call.drawables)
+    config.set_property("class-name", chosen)
+    result = procedure.run(config)
+    status = result.index(0)
+    if status not in (Gimp.PDBStatusType.SUCCESS, Gimp.PDBStatusType.CANCEL):
+        raise UserError(str(result.index(1)) if result.length() > 1 else "Insert failed")
+
+
+def take_handoff(call, region):
+    """What Suggest handed over for this image (read once): the class clicked, and its
+    suggestions when they were for this selection and network; else None."""
+    try:
+        with open(_handoff_path(), encoding="utf-8") as f:
+            data = json.load(f)
+        os.unlink(_handoff_path())
+    except (OSError, ValueError):
+        return None
+    if data.get("image") != call.image.get_id() or \
+            time.time() - float(data.get("time", 0)) > HANDOFF_SECONDS:
+        return None
+    if data.get("region") != _region_key(region) or data.get("backbone") != call.value("backbone"):
+        data["suggestions"] = None
+    return data
+
+
 # ------------------------------------------------------------------------------- the table
 #
-# Everything the plug-in offers: each procedure with its arguments (in dialog order) and
-# return values. Registration, dialogs and engine requests are all made from this.
+# Everything the plug-in offers, in menu order (the user's path: Suggest, Insert, Modify, Learn
+# styles, then the Research submenu): each procedure with its arguments (in dialog order) and
+# return values. Registration, menu paths, dialogs and engine requests are all made from this.
 
 MAX_STYLES = 16    # style choices 0..15; Learn styles makes at most this many
 
@@ -535,14 +646,16 @@ def common(iterations=True):
 
 PROCEDURES = [
     Procedure(
-        "suggest", "_Suggest objects for selection...",
+        "suggest", "_Suggest objects...",
         "Classes the network expects in the selection, from its context",
         "Sends the selection with its surroundings to the Stylefill engine and lists the "
-        "ImageNet classes that fit there, with probabilities.",
+        "ImageNet classes that fit there, with probabilities; interactively they are buttons, "
+        "and a click opens Insert object with that class.",
         run_suggest,
         [Int("top", "_How many", "Number of classes", 1, 50, 5, param="top"), BACKBONE],
         [Return("texts", "classes", "Classes", "Best classes first"),
-         Return("text", "suggestions", "Suggestions", "JSON list of {class, index, prob}")]),
+         Return("text", "suggestions", "Suggestions", "JSON list of {class, index, prob}")],
+        selection=True, dialog=False),
     Procedure(
         "insert", "_Insert object...",
         "Fill the selection with an object of a class, in a learned style",
@@ -551,17 +664,40 @@ PROCEDURES = [
         run_insert,
         [ClassName("Class name or ImageNet index; empty: the best suggestion for the selection"),
          STYLE, *common()],
-        [LAYER], extras=("suggestions", "styles")),
+        [LAYER], selection=True, extras=("suggestions", "styles")),
     Procedure(
         "modify", "_Modify object...", "Restyle the object inside the selection",
         "Re-renders what is selected in another learned style of its class; the result is a "
         "new layer at the selection.",
         run_modify,
-        [Choice("style", "St_yle", "The learned style to render the object in", STYLES, "0",
-                param="style", convert=int),
+        [Choice("style", "St_yle", "The learned style to render the object in (the dialog "
+                "shows them; a class's styles are learned without photos on first use)",
+                STYLES, "0", param="style", convert=int),
          ClassName("Class of the selected object; empty: what the network sees there"),
          *common()],
-        [LAYER], extras=("suggestions", "styles")),
+        [LAYER], selection=True, extras=("suggestions", "styles")),
+    Procedure(
+        "learn-styles", "_Learn styles...",
+        "Learn the styles of a class from a folder of photos (or without photos)",
+        "Finds the main styles of a class in a folder of your photos (a folder on the "
+        "engine's machine), so Insert and Visualize can offer them.",
+        run_learn,
+        [ClassName("Class name or ImageNet index", required="Type the class whose styles to learn"),
+         Folder("folder", "_Folder", "Photos of the class (on the engine's machine)",
+                param="folder"),
+         Flag("data-free", "_Without photos", "Learn from the network alone (no folder)", False,
+              param="data_free"),
+         Custom("topics", "_Styles", "How many styles to learn. Auto: the engine's default (4)",
+                Int("custom-topics", "Custom style cou_nt", "How many styles when Styles is Custom",
+                    1, MAX_STYLES, 4), param="topics"),
+         Custom("samples", "S_amples",
+                "Samples for data-free learning. Auto: the engine's default",
+                Int("custom-samples", "Custom sam_ples", "Samples when Samples is Custom",
+                    2, 10000, 12), param="samples"),
+         *common(iterations=False)],
+        [Return("int", "count", "Styles", "Number of styles learned"),
+         Return("text", "listing", "Listing", "The styles as JSON")], image=False,
+        check=folder_or_without_photos),
     Procedure(
         "visualize", "_Visualize class...",
         "What the network has learned about a class, as a new layer or image",
@@ -588,12 +724,12 @@ PROCEDURES = [
          Choice("output", "O_utput", "Where the picture goes",
                 [("layer", "New layer over the selection"), ("image", "New image")], "layer"),
          *common()],
-        [LAYER], image=False, extras=("styles",)),
+        [LAYER], image=False, research=True, extras=("styles",)),
     Procedure(
-        "invert", "In_vert layer features...",
-        "Rebuild the selection (or the layer) from the network's features",
-        "Feature inversion of the selected area (or the whole layer) with or without the "
-        "natural-patch prior; the reconstruction is a new layer.",
+        "invert", "_Feature inversion...",
+        "Rebuild the selected area (or the image) from the network's features",
+        "Feature inversion of the selected area (or the whole image) as it is seen, with or "
+        "without the natural-patch prior; the reconstruction is a new layer.",
         run_invert,
         [Choice("prior", "_Prior", "Regulariser of the inversion",
                 [("patch", "Natural-patch prior"), ("tv", "Total variation only")], "patch",
@@ -605,32 +741,22 @@ PROCEDURES = [
                  ("pool5", "Head: pool5 after the 1x1 convolution")], AUTO[0], param="layer",
                 auto=AUTO[0]),
          *common()],
-        [LAYER]),
-    Procedure(
-        "learn-styles", "_Learn styles from folder...",
-        "Learn the styles of a class from a folder of photos (or without photos)",
-        "Finds the main styles of a class in a folder of your photos (a folder on the "
-        "engine's machine), so Insert and Visualize can offer them.",
-        run_learn,
-        [ClassName("Class name or ImageNet index", required="Type the class whose styles to learn"),
-         Folder("folder", "_Folder", "Photos of the class (on the engine's machine)",
-                param="folder"),
-         Flag("data-free", "_Without photos", "Learn from the network alone (no folder)", False,
-              param="data_free"),
-         Custom("topics", "_Styles", "How many styles to learn. Auto: the engine's default (4)",
-                Int("custom-topics", "Custom style cou_nt", "How many styles when Styles is Custom",
-                    1, MAX_STYLES, 4), param="topics"),
-         Custom("samples", "S_amples",
-                "Samples for data-free learning. Auto: the engine's default",
-                Int("custom-samples", "Custom sam_ples", "Samples when Samples is Custom",
-                    2, 10000, 12), param="samples"),
-         *common(iterations=False)],
-        [Return("int", "count", "Styles", "Number of styles learned"),
-         Return("text", "listing", "Listing", "The styles as JSON")], image=False),
+        [LAYER], research=True),
 ]
 
 
 # ----------------------------------------------------------------------------- registration
+
+def menu_path(spec):
+    """Where GIMP 3.0 shows the item, in table order. GIMP adds a plug-in's items in the order
+    of "menu path + label", collated in the user's locale, and a plug-in's own submenu has no
+    sections, so the path carries the order: a last "[n]" is a section name that GIMP drops
+    there (n = position in the table), and the doubled slash, which GIMP folds, keeps the main
+    steps before the Research submenu also where "[" sorts after capitals (the C locale)."""
+    same = [other for other in PROCEDURES if other.research == spec.research]
+    position = f"[{same.index(spec) + 1}]"
+    return f"{MENU}/{RESEARCH}/{position}" if spec.research else f"{MENU}//{position}"
+
 
 def interactive(procedure, call):
     """The dialog; True when the user pressed OK. A dialog with extras reaches the engine
@@ -641,21 +767,30 @@ def interactive(procedure, call):
     if call.spec.extras:
         progress = Progress("connecting to the engine")
         try:
+            region = call.region() if "suggestions" in call.spec.extras else None
+            handed = (take_handoff(call, region) if region and call.spec.name == "insert"
+                      else None) or {}
+            if handed.get("class"):
+                call.config.set_property("class-name", str(handed["class"]))
             call.session.connect(progress)
-            if "suggestions" in call.spec.extras and call.image is not None \
-                    and len(call.drawables) == 1 and selection_box(call.image) is not None:
+            if region is not None:
                 progress(0.5, "classes for the selection")
-                _drawable, _crop, image_png, mask_png = call.region()
-                suggestions = call.suggest(image_png, mask_png, 6)
-                if suggestions and not (call.config.get_property("class-name") or "").strip():
-                    # The dialog shows the class the run would take, never an empty field.
-                    call.config.set_property("class-name", str(suggestions[0].get("class")))
+                suggestions = _offer(call, region, handed.get("suggestions"))
         except (sf.EngineError, UserError) as exc:
             note = f"No suggestions: {exc}" if call.session.client is not None else str(exc)
         finally:
             progress.end()
     return dialogs.show(procedure, call.config, call.spec, call.session.client, suggestions,
                         note)
+
+
+def _offer(call, region, handed=None):
+    """The classes the dialog offers (those Suggest handed over, else the engine's); an empty
+    class field gets the best one: a dialog shows the class the run will take."""
+    found = handed or call.suggest(region[1], region[2], 6)
+    if found and not (call.config.get_property("class-name") or "").strip():
+        call.config.set_property("class-name", str(found[0].get("class")))
+    return found
 
 
 def _error(procedure, status, message):
@@ -675,13 +810,14 @@ class Stylefill(Gimp.PlugIn):
         spec = next(spec for spec in PROCEDURES if PREFIX + spec.name == name)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run, spec)
         procedure.set_image_types("RGB*, GRAY*" if spec.image else "*")
-        mask = Gimp.ProcedureSensitivityMask.DRAWABLE
+        # What the user sees is read, not one layer, so any number of selected layers will do.
+        mask = Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
         if not spec.image:
             mask |= (Gimp.ProcedureSensitivityMask.NO_DRAWABLES
                      | Gimp.ProcedureSensitivityMask.NO_IMAGE)
         procedure.set_sensitivity_mask(mask)
         procedure.set_menu_label(spec.label)
-        procedure.add_menu_path(MENU)
+        procedure.add_menu_path(menu_path(spec))
         procedure.set_documentation(spec.blurb, spec.help, name)
         procedure.set_attribution("Stylefill", "Stylefill authors, Apache-2.0", "2025")
         for item in spec.args + spec.returns:
@@ -691,8 +827,12 @@ class Stylefill(Gimp.PlugIn):
     def run(self, procedure, run_mode, image, drawables, config, spec):
         call = Call(spec, run_mode, image, drawables, config)
         try:
-            if call.interactive and not interactive(procedure, call):
+            call.check()
+            if call.interactive and spec.dialog and not interactive(procedure, call):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+            missing = spec.missing(config)
+            if missing:
+                raise UserError(missing)
             call.progress = Progress(spec.title)
             values = spec.run(call)
         except UserError as exc:
@@ -707,8 +847,7 @@ class Stylefill(Gimp.PlugIn):
             return _error(procedure, Gimp.PDBStatusType.EXECUTION_ERROR,
                           f"Stylefill plug-in error: {type(exc).__name__}: {exc}")
         finally:
-            if call.progress is not None:
-                call.progress.end()
+            call.end_progress()
         return spec.return_values(procedure, values)
 
 

@@ -7,6 +7,7 @@ token file, photos) reads the same inside GIMP and on the host, exactly as after
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import os
@@ -109,10 +110,12 @@ def dead_url():
 
 class CountingProxy:
     """A recording HTTP proxy in front of the engine, on a port it binds itself. `counts`
-    holds requests by "METHOD /path"; `bodies` the JSON bodies of POSTs (images left out)."""
+    holds requests by "METHOD /path"; `bodies` the JSON bodies of POSTs (images left out);
+    `images` their images as sent: {"path", "image", "mask"} (PNG bytes or None)."""
 
     def __init__(self, target: str):
         self.target, self.counts, self.bodies = target, Counter(), []
+        self.images: list[dict] = []
         self.answers: list[dict] = []    # what the engine answered to POST /v1/suggest
         self.lock = threading.Lock()
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -155,6 +158,9 @@ class CountingProxy:
                 data = json.loads(body)
                 self.bodies.append({k: v for k, v in data.items()
                                     if k not in ("image", "mask")} | {"path": path})
+                self.images.append({"path": path} | {
+                    k: base64.b64decode(data[k]) if data.get(k) else None
+                    for k in ("image", "mask")})
 
     def count(self, prefix: str) -> int:
         """Requests whose "METHOD /path" starts with `prefix`."""
@@ -163,15 +169,40 @@ class CountingProxy:
     def jobs(self) -> list[dict]:
         return [b for b in self.bodies if b["path"] == "/v1/jobs"]
 
+    def job_images(self) -> list[dict]:
+        """The image and mask PNGs of each job request, in order."""
+        return [i for i in self.images if i["path"] == "/v1/jobs"]
+
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
             self.bodies.clear()
+            self.images.clear()
             self.answers.clear()
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def quick_styles(engine: Engine, cls: str, photo: Path, folder: Path, topics: int = 2):
+    """`topics` styles of `cls` in the engine's models dir, learned here in seconds from four
+    views of one photo (kept whatever the network sees in them; 4-step previews): real styles
+    with real thumbnails for the plug-in to show, not good styles of the class."""
+    from PIL import Image
+
+    from stylefill import styles
+    from stylefill.backbones import load_backbone
+
+    image = Image.open(photo).convert("RGB")
+    w, h = image.size
+    folder.mkdir(parents=True, exist_ok=True)
+    image.save(folder / "a.png")
+    image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "b.png")
+    image.crop((w // 10, 0, w - w // 15, h)).save(folder / "c.png")
+    image.crop((w // 6, h // 20, w * 3 // 4, h * 3 // 4)).save(folder / "d.png")
+    return styles.learn(cls, load_backbone(), folder=folder, topics=topics, keep_all=True,
+                        preview_settings=styles.PreviewSettings(iters=4), root=engine.models)
 
 
 def stop_engine(engine: Engine) -> None:
@@ -312,6 +343,57 @@ class GuiSession:
     def key(self, window: str, *keys: str) -> None:
         self.xdotool("windowfocus", "--sync", window)
         self.xdotool("key", "--clearmodifiers", "--window", window, *keys)
+
+    def keys(self, *keys: str, pause: float = 0.25) -> None:
+        """Keys to whatever has the keyboard (an open menu), one at a time."""
+        for key in keys:
+            self.xdotool("key", key)
+            time.sleep(pause)
+
+    def click(self, widget: dict) -> None:
+        """A left click in the middle of a widget of a dialog's map (see ui())."""
+        self.xdotool("mousemove", "--sync", str(widget["x"]), str(widget["y"]))
+        time.sleep(0.2)
+        self.xdotool("click", "1")
+
+    def ui(self, path: Path, want, timeout: float = 60) -> dict:
+        """The open dialog's widgets as the plug-in maps them ($STYLEFILL_UI_MAP=path, see
+        dialogs.py: {title, widgets: {name: {x, y, label, sensitive, image, active, focus}}})
+        once want(map) is true."""
+        deadline = time.monotonic() + timeout
+        data = None
+        while True:
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                data = None
+            if data is not None and want(data):
+                return data
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the dialog did not get there within {timeout} s: {data}\n"
+                                     f"{self.output()}")
+            time.sleep(0.2)
+
+    def gone(self, pattern: str, timeout: float = 60) -> None:
+        """Wait until no visible window's title matches `pattern`."""
+        deadline = time.monotonic() + timeout
+        while self.xdotool("search", "--onlyvisible", "--name", pattern).split():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} still open after {timeout} s")
+            time.sleep(0.2)
+
+    def dismiss(self, pattern: str, timeout: float = 60) -> None:
+        """Escape to the window whose title matches `pattern` until it is gone (a dialog that
+        has just been mapped may not listen to the keyboard yet)."""
+        deadline = time.monotonic() + timeout
+        while found := self.xdotool("search", "--onlyvisible", "--name", pattern).split():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} still open after {timeout} s")
+            self.key(found[0], "Escape")
+            time.sleep(2.0)
 
     def wait_file(self, path: Path, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

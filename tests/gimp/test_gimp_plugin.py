@@ -14,10 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-from gimp_harness import dead_url
+from gimp_harness import dead_url, quick_styles
 
 P = "plug-in-stylefill-"
 NAMES = ["insert", "invert", "learn-styles", "modify", "suggest", "visualize"]
+MENU = "<Image>/Filters/Stylefill"
+
+
+def shown(cls: str, what: str) -> str:
+    """A result layer's name as the plug-in writes it: short, for the Layers panel."""
+    return f"{cls[:1].upper()}{cls[1:]} · {what}"
 
 
 def ok(call: dict) -> None:
@@ -25,7 +31,8 @@ def ok(call: dict) -> None:
 
 
 def test_installed_and_registered(gimp, installed: Path):
-    """install/gimp_plugin.py's layout is what GIMP 3 loads: all six procedures in the menu."""
+    """install/gimp_plugin.py's layout is what GIMP 3 loads: all six procedures in the menu,
+    with menu paths that carry the user's order (test_gimp_gui.py checks what GIMP shows)."""
     plugin = installed / "plug-ins" / "stylefill"
     assert os.access(plugin / "stylefill.py", os.X_OK)
     assert (plugin / "stylefill.json").stat().st_mode & 0o077 == 0  # may hold a token
@@ -42,8 +49,12 @@ except ImportError:
 """)
     res = run.result
     assert res["procs"] == [P + n for n in NAMES]
-    assert all(m == ["<Image>/Filters/Stylefill"] for m in res["menus"].values()), res["menus"]
+    assert {p[len(P):]: m for p, m in res["menus"].items()} == {
+        "suggest": [MENU + "//[1]"], "insert": [MENU + "//[2]"], "modify": [MENU + "//[3]"],
+        "learn-styles": [MENU + "//[4]"], "visualize": [MENU + "/_Research/[1]"],
+        "invert": [MENU + "/_Research/[2]"]}
     assert res["labels"][P + "insert"] == "_Insert object..."
+    assert res["labels"][P + "invert"] == "_Feature inversion..."
     assert res["numpy"] is False, "the rootfs must prove the plug-in runs without numpy"
     assert b"plug-ins/stylefill/stylefill.py" in (installed / "pluginrc").read_bytes()
 
@@ -140,7 +151,7 @@ image.delete()
     new = res["new"]
     assert new["offset"] == [x1, y1] and new["size"] == [x2 - x1, y2 - y1]
     assert res["new_on_top"] and len(res["layers"]) == 2 and res["layers"][1] == "Background"
-    assert "ladybug" in new["name"]
+    assert new["name"] == "Ladybug · auto style"
     assert new["coverage"] > 0.3, new          # the ellipse, not an empty layer
     assert new["std"] > 8, new                 # structure, not a flat fill
     assert new["diff_to_original"] > 5, new    # not a copy of the photo
@@ -173,7 +184,7 @@ def test_one_insert_checks_health_once_and_suggests_at_most_once(gimp, counted):
     best = proxy.answers[0]["suggestions"][0]["class"]
     (job,) = proxy.jobs()
     assert job["kind"] == "insert" and job["params"] == {"class": best, "seed": 0, "iters": 5}
-    assert run.result["layers"][0] == f"Stylefill: {best}, automatic style"
+    assert run.result["layers"][0] == shown(best, "auto style")
 
     proxy.reset()
     run = gimp.run(INSERT.format(args='class_name="ladybug", backbone="efficientnet-lite0", '
@@ -229,19 +240,8 @@ image.delete()
 def espresso_styles(engine, photos: Path, tmp_path_factory):
     """One style of 'espresso' in the engine's models dir, learned here from four views of the
     coffee photo with a 4-step preview (seconds; data-free styles would take minutes)."""
-    from PIL import Image
-
-    from stylefill import styles
-    from stylefill.backbones import load_backbone
-
-    coffee = Image.open(photos / "coffee.png").convert("RGB")
-    folder = tmp_path_factory.mktemp("espresso")
-    coffee.save(folder / "a.png")
-    coffee.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "b.png")
-    coffee.crop((60, 0, 560, 400)).save(folder / "c.png")
-    coffee.crop((100, 20, 460, 300)).save(folder / "d.png")
-    return styles.learn("espresso", load_backbone(), folder=folder, topics=1,
-                        preview_settings=styles.PreviewSettings(iters=4), root=engine.models)
+    return quick_styles(engine, "espresso", photos / "coffee.png",
+                        tmp_path_factory.mktemp("espresso"), topics=1)
 
 
 def test_modify_adds_a_restyled_layer_at_the_selection(gimp, espresso_styles):
@@ -269,7 +269,7 @@ image.delete()
     x1, y1, x2, y2 = res["bounds"]
     new = res["new"]
     assert new["offset"] == [x1, y1] and new["size"] == [x2 - x1, y2 - y1]
-    assert new["name"] == "Stylefill: espresso, style 0"
+    assert new["name"] == "Espresso · style 0"
     assert res["new_on_top"] and res["layers"][1:] == ["Background"]
     assert new["coverage"] > 0.6, new       # the ellipse (pi/4 of its box), not an empty layer
     assert new["diff_to_original"] > 3, new  # restyled, not a copy of the photo
@@ -295,7 +295,7 @@ image.delete()
     res = run.result
     ok(res["call"])
     new = res["new"]
-    assert new["name"] == "Stylefill: espresso, style 0"
+    assert new["name"] == "Espresso · style 0"
     assert new["offset"] == [300, 320] and new["size"] == [120, 110]
     assert new["diff_to_original"] > 5, new
     assert res["layers"][1:] == ["Background"] and res["original_unchanged"]
@@ -333,10 +333,10 @@ image.delete()
         ok(res[key])
     vis = res["vis_layer"]
     assert vis["offset"] == [300, 40] and vis["size"] == [160, 120]
-    assert "ladybug" in vis["name"] and vis["std"] > 5 and vis["has_mask"]
+    assert vis["name"] == "Ladybug · visualized" and vis["std"] > 5 and vis["has_mask"]
     inv = res["inv_all_layer"]
     assert inv["offset"] == [0, 0] and inv["size"] == [512, 512] and inv["coverage"] == 1.0
-    assert inv["std"] > 5 and "tv prior" in inv["name"]
+    assert inv["std"] > 5 and inv["name"] == "Inverted · TV prior"
     sel = res["inv_sel_layer"]
     assert sel["offset"] == [100, 100] and sel["size"] == [200, 150] and sel["has_mask"]
     assert len(res["layers"]) == 4 and res["layers"][-1] == "Background"
@@ -397,21 +397,38 @@ image.delete()
     assert res["original_unchanged"] and res["gimp"].startswith("3.")
 
 
-def test_empty_selection_is_a_clear_error(gimp):
+def test_missing_input_is_refused_before_the_engine_is_asked(gimp, counted):
+    """No selection (Insert, Modify, Suggest, also run interactively: no dialog opens), no class
+    (Visualize, Learn styles), no folder and no 'Without photos' (Learn styles): each is an
+    error that says what to do, and not one request (not even a health check) reaches the
+    engine; no layer appears."""
+    proxy, env = counted
     run = gimp.run("""
 image, layer = load("chelsea")
 Gimp.Selection.none(image)
 for proc in ("insert", "modify", "suggest"):
     OUT[proc] = call("plug-in-stylefill-" + proc, image, [layer], **(
         {"class_name": "ladybug"} if proc == "insert" else {}))
+OUT["insert-dialog"] = call("plug-in-stylefill-insert", image, [layer],
+                            run_mode=Gimp.RunMode.INTERACTIVE)
+image.select_rectangle(Gimp.ChannelOps.REPLACE, 60, 60, 100, 100)
+OUT["visualize"] = call("plug-in-stylefill-visualize", image, [layer], class_name="  ")
+OUT["learn-class"] = call("plug-in-stylefill-learn-styles", None, [], data_free=True)
+OUT["learn-folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tabby")
 OUT["layers"] = names(image)
 image.delete()
-""")
+""", env=env)
     res = run.result
-    for proc in ("insert", "modify", "suggest"):
-        assert res[proc]["status"] == "execution-error"
+    for proc in ("insert", "modify", "suggest", "insert-dialog"):
+        assert res[proc]["status"] == "execution-error", res[proc]
         assert res[proc]["message"].startswith("Nothing is selected: select the area first")
+    assert res["visualize"]["message"].startswith("Type the class to visualise")
+    assert res["learn-class"]["message"] == "Type the class whose styles to learn"
+    assert res["learn-folder"]["message"].startswith("Choose a folder of photos of the class")
+    assert all(res[k]["status"] == "execution-error" for k in ("visualize", "learn-class",
+                                                                 "learn-folder"))
     assert res["layers"] == ["Background"]
+    assert sum(proxy.counts.values()) == 0, proxy.counts
 
 
 def _job_state(engine, job_id: str, want: str, limit: float = 120.0) -> str:
@@ -514,17 +531,14 @@ image.delete()
 
 def test_learn_styles_reports_the_engines_answer(gimp, photos: Path):
     """Learn styles goes through the engine's job queue: its refusal of a folder that holds no
-    photos of the class comes back as the procedure's error (and no folder at all is caught
-    before the engine is asked)."""
+    photos of the class comes back as the procedure's error (no folder at all is caught before
+    the engine is asked: test_missing_input_is_refused_before_the_engine_is_asked)."""
     run = gimp.run(f"""
 folder = Gio.File.new_for_path({str(photos)!r})
-OUT["none"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tabby")
 OUT["folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tabby",
                      folder=folder, topics="custom", custom_topics=2)
 """)
     res = run.result
-    assert res["none"]["status"] == "execution-error"
-    assert res["none"]["message"].startswith("Choose a folder of photos of the class")
     assert res["folder"]["status"] == "execution-error", res["folder"]
     assert res["folder"]["message"].startswith("Stylefill: ")
     assert str(photos) in res["folder"]["message"]
@@ -534,7 +548,9 @@ OUT["folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tab
 def test_context_crop_and_mask_are_what_the_engine_receives(gimp, installed: Path, photos: Path,
                                                             workdir: Path):
     """The plug-in's own encoder, run inside GIMP on a layer that is offset in its image: the
-    image PNG is exactly the layer's pixels around the selection, the mask PNG the selection."""
+    image PNG is what is visible around the selection, the mask PNG the selection; a selection
+    beside the layer works too (its context is clipped to the image, not to the layer), and
+    reading leaves no image or layer behind."""
     plugin = installed / "plug-ins" / "stylefill"
     out = workdir / "sent"
     run = gimp.run(f"""
@@ -545,20 +561,19 @@ image = Gimp.Image.new(600, 400, Gimp.ImageBaseType.RGB)
 layer = Gimp.Layer.new_from_drawable(photo.get_layers()[0], image)
 image.insert_layer(layer, None, 0)
 layer.set_offsets(70, 40)
-layer.set_name("offset photo")
-image.select_ellipse(Gimp.ChannelOps.REPLACE, 200, 150, 90, 60)
-box, crop = stylefill.selected_region(image, layer)
-image_png, mask_png = stylefill.encode_region(image, layer, crop)
+images = len(Gimp.get_images())
 os.makedirs({str(out)!r}, exist_ok=True)
-for name, data in (("image.png", image_png), ("mask.png", mask_png)):
-    with open(os.path.join({str(out)!r}, name), "wb") as f:
-        f.write(data)
-OUT["box"], OUT["crop"] = list(box), list(crop)
-image.select_rectangle(Gimp.ChannelOps.REPLACE, 530, 350, 60, 40)   # beside the layer
-try:
-    stylefill.selected_region(image, layer)
-except stylefill.UserError as exc:
-    OUT["outside"] = str(exc)
+for tag, select in (("on", (200, 150, 90, 60)), ("beside", (530, 350, 60, 40))):
+    if tag == "on":
+        image.select_ellipse(Gimp.ChannelOps.REPLACE, *select)
+    else:
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *select)
+    box, crop = stylefill.selected_region(image)
+    for name, data in zip(("image", "mask"), stylefill.encode_region(image, crop)):
+        with open(os.path.join({str(out)!r}, f"{{tag}}-{{name}}.png"), "wb") as f:
+            f.write(data)
+    OUT[tag] = {{"box": list(box), "crop": list(crop)}}
+OUT["left_behind"] = [len(Gimp.get_images()) - images, len(image.get_layers())]
 photo.delete()
 image.delete()
 """)
@@ -566,18 +581,97 @@ image.delete()
     from PIL import Image
 
     res = run.result
-    assert res["box"] == [200, 150, 90, 60]
-    # one selection size of context on each side, cut at the layer's edge (70 + 451 = 521)
-    assert res["crop"] == [110, 90, 270, 180]
-    x, y, w, h = res["crop"]
-    sent = Image.open(out / "image.png")
-    photo = Image.open(photos / "chelsea.png").convert("RGB")
+    assert res["left_behind"] == [0, 1]
+    photo = np.asarray(Image.open(photos / "chelsea.png").convert("RGB"))
+    on = res["on"]
+    assert on["box"] == [200, 150, 90, 60]
+    assert on["crop"] == [110, 90, 270, 180]   # one selection size of context on each side
+    x, y, w, h = on["crop"]
+    sent = Image.open(out / "on-image.png")
     assert sent.mode == "RGB" and sent.size == (w, h)
-    assert np.array_equal(np.asarray(sent), np.asarray(photo.crop((x - 70, y - 40, x - 70 + w,
-                                                                   y - 40 + h))))
-    mask = np.asarray(Image.open(out / "mask.png"))
+    assert np.array_equal(np.asarray(sent), photo[y - 40:y - 40 + h, x - 70:x - 70 + w])
+    mask = np.asarray(Image.open(out / "on-mask.png"))
     assert mask.shape == (h, w)
     ys, xs = np.nonzero(mask)
     assert [xs.min() + x, ys.min() + y, xs.max() + 1 + x, ys.max() + 1 + y] == [200, 150, 290, 210]
     assert abs((mask > 127).sum() / (np.pi / 4 * 90 * 60) - 1) < 0.03  # an ellipse, not a box
-    assert res["outside"] == "The selection does not touch the layer 'offset photo'"
+    beside = res["beside"]
+    assert beside["crop"] == [470, 310, 130, 90]   # cut at the image's edge (600 x 400)
+    x, y, w, h = beside["crop"]
+    seen = np.asarray(Image.open(out / "beside-image.png"))
+    assert seen.shape == (h, w, 3)
+    assert np.array_equal(seen[:340 - y, :521 - x], photo[y - 40:300, x - 70:451])  # the layer
+    empty = seen[340 - y:, :].reshape(-1, 3)      # below the layer: the flattened background
+    assert (empty == empty[0]).all()
+    assert (np.asarray(Image.open(out / "beside-mask.png")) > 127).sum() == 60 * 40
+
+
+# A first insert, a second on the first result, a third on the photo; then Suggest.
+THREE_INSERTS = """
+image, layer = load("chelsea")
+quick = dict(class_name="ladybug", iterations="custom", custom_iterations=5)
+image.select_ellipse(Gimp.ChannelOps.REPLACE, 40, 150, 130, 110)
+first = call("plug-in-stylefill-insert", image, [layer], **quick)
+OUT["first"] = {k: v for k, v in first.items() if k != "values"}
+first = first["values"][0]
+image.select_rectangle(Gimp.ChannelOps.REPLACE, 300, 20, 80, 60)
+second = call("plug-in-stylefill-insert", image, [first], seed=2, **quick)
+OUT["second"] = {k: v for k, v in second.items() if k != "values"}
+second = second["values"][0]
+image.select_rectangle(Gimp.ChannelOps.REPLACE, 200, 200, 60, 50)
+third = call("plug-in-stylefill-insert", image, [layer], seed=3, **quick)
+OUT["third"] = {k: v for k, v in third.items() if k != "values"}
+third = third["values"][0]
+OUT["stack"] = [l.get_id() for l in image.get_layers()]
+OUT["ids"] = [third.get_id(), second.get_id(), first.get_id(), layer.get_id()]
+OUT["visible"] = [l.get_visible() for l in image.get_layers()]
+OUT["second_layer"] = layer_info(second)
+OUT["first_layer"] = layer_info(first)
+OUT["first_rgba"] = pixels(first).hex()
+image.select_ellipse(Gimp.ChannelOps.REPLACE, 40, 150, 130, 110)
+image.clean_all()
+images = len(Gimp.get_images())
+OUT["suggest"] = call("plug-in-stylefill-suggest", image, [third], top=3)["status"]
+OUT["clean"] = [image.is_dirty(), len(Gimp.get_images()) - images, len(image.get_layers())]
+image.delete()
+"""
+
+
+def test_later_inserts_land_on_top_and_read_the_photo(gimp, counted, photos: Path):
+    """A second insert run on the first result (GIMP's active layer after an insert) must still
+    send the visible photo around its selection (context clipped to the image, not to the small
+    result layer); a third, run on the photo's layer, must not land under the earlier results:
+    each lands at the top of the stack. Suggest over the first result sees it as it shows
+    (composited over the photo) and leaves the image clean."""
+    proxy, env = counted
+    run = gimp.run(THREE_INSERTS, env=env)
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    res = run.result
+    for key in ("first", "second", "third"):
+        ok(res[key])
+    assert res["stack"] == res["ids"] and all(res["visible"])   # third, second, first, photo
+    assert res["second_layer"]["offset"] == [300, 20] and res["second_layer"]["size"] == [80, 60]
+    assert res["second_layer"]["name"] == "Ladybug · auto style #1"   # GIMP numbers twins
+    photo = np.asarray(Image.open(photos / "chelsea.png").convert("RGB"))
+    first_job, second_job, _third_job = proxy.job_images()
+    context = np.asarray(Image.open(io.BytesIO(second_job["image"])))
+    # one selection size around (300, 20, 80, 60), cut at the image's edges: (220, 0, 231, 140)
+    assert context.shape == (140, 231, 3)
+    assert np.array_equal(context, photo[0:140, 220:451])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(first_job["image"]))),
+                          photo[40:300, 0:300])          # the first insert: the photo too
+    assert res["suggest"] == "success" and res["clean"] == [False, 0, 4]
+    seen = np.asarray(Image.open(io.BytesIO(proxy.images[-1]["image"])))
+    assert seen.shape == (260, 300, 3)                   # as for the first insert
+    first = res["first_layer"]
+    (fx, fy), (fw, fh) = first["offset"], first["size"]
+    rgba = np.frombuffer(bytes.fromhex(res["first_rgba"]), np.uint8).reshape(fh, fw, 4)
+    under = seen[fy - 40:fy - 40 + fh, fx:fx + fw]
+    opaque, clear = rgba[..., 3] == 255, rgba[..., 3] == 0
+    assert opaque.sum() > 1000 and clear.sum() > 100
+    assert np.array_equal(under[opaque], rgba[..., :3][opaque])     # the result, as it shows
+    assert np.array_equal(under[clear], photo[fy:fy + fh, fx:fx + fw][clear])  # the photo
