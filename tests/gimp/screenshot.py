@@ -1,14 +1,19 @@
-"""A screenshot of the real GIMP 3 window with a Stylefill result and the Filters > Stylefill menu
-open (for the README). Same set-up as the tests: the cached Debian 13 rootfs, the plug-in
-installed by install/gimp_plugin.py, the real engine on the host's 127.0.0.1. Run as root:
+"""Screenshots of the real GIMP 3 for the README: the window with a Stylefill result and the
+Filters > Stylefill menu open down to its Research submenu, or (--dialog) the Insert dialog with
+its suggestions and the thumbnails of the class's learned styles. Same set-up as the tests: the
+cached Debian 13 rootfs, the plug-in installed by install/gimp_plugin.py, the real engine on
+the host's 127.0.0.1 (with the styles learned in models/). Run as root:
 
-    OMP_NUM_THREADS=1 .venv/bin/python tests/gimp/screenshot.py -o docs/images/gimp.png \
+    OMP_NUM_THREADS=1 .venv/bin/python tests/gimp/screenshot.py -o docs/images/gimp-menu.png \
         [--command insert --class ladybug --iterations 200]
 
-The README's picture: hay in the held-out grass field (tests/data/debian_files.py fetches it):
+The README's pictures: hay in the held-out grass field (tests/data/debian_files.py fetches it):
 
-    OMP_NUM_THREADS=1 .venv/bin/python tests/gimp/screenshot.py -o docs/images/gimp.png \
+    OMP_NUM_THREADS=1 .venv/bin/python tests/gimp/screenshot.py -o docs/images/gimp-menu.png \
         --photo grass-field --class hay --selection 320,150,140,100
+    OMP_NUM_THREADS=1 .venv/bin/python tests/gimp/screenshot.py --dialog \
+        -o docs/images/gimp-insert-dialog.png --photo grass-field --class hay \
+        --selection 320,150,140,100
 """
 
 from __future__ import annotations
@@ -45,6 +50,15 @@ wait_flag("shot-done", timeout=600)
 image.clean_all()
 """
 
+DIALOG = """
+image, layer = load({photo!r})
+display = Gimp.Display.new(image)
+image.select_ellipse(Gimp.ChannelOps.REPLACE, {sel})
+call("plug-in-stylefill-insert", image, [layer], run_mode=Gimp.RunMode.INTERACTIVE,
+     class_name={cls!r}, style="1")
+image.clean_all()
+"""
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -58,6 +72,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=0,
                         help="solver iterations (default: the engine's, Auto in the dialog)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dialog", action="store_true",
+                        help="the Insert dialog for --class (style 1 chosen) instead")
     return parser.parse_args()
 
 
@@ -88,17 +104,50 @@ def shoot(session: GuiSession, work: Path, output: Path) -> None:
     time.sleep(1.5)
     session.key(window, "shift+ctrl+j")  # View > Zoom > Fit image in window
     time.sleep(1.0)
-    # Open Filters (mnemonic r); Up wraps to its last entry, the Stylefill submenu.
+    # Open Filters (mnemonic r); Up wraps to its last entry, the Stylefill submenu, and in
+    # there to its last entry, the Research submenu.
     session.key(window, "alt+r")
     time.sleep(0.8)
-    session.xdotool("key", "Up")
-    time.sleep(0.3)
-    session.xdotool("key", "Right")
+    session.keys("Up", "Right", "Up", "Right", pause=0.6)
     time.sleep(1.0)
     output.parent.mkdir(parents=True, exist_ok=True)
     session.screenshot(output)
     (work / "shot-done").touch()
-    session.xdotool("key", "Escape", "Escape", "Escape")
+    session.keys("Escape", "Escape", "Escape", "Escape")
+
+
+def shoot_dialog(session: GuiSession, ui: Path, output: Path) -> None:
+    """Wait for the Insert dialog's suggestions and style thumbnails, then take the dialog."""
+    from PIL import Image
+
+    shown = session.ui(ui, lambda m: m["title"] == "Stylefill: insert object" and any(
+        k.startswith("suggestion:") for k in m["widgets"]) and m["widgets"].get(
+        "style:1", {}).get("active"), timeout=900)
+    time.sleep(1.0)
+    dialog = session.window(f"^{shown['title']}$")
+    geometry = session.xdotool("getwindowgeometry", "--shell", dialog)
+    g = dict(line.split("=") for line in geometry.splitlines())
+    x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    session.screenshot(output)
+    Image.open(output).crop((x, y, x + w, y + h)).save(output)
+    session.dismiss(f"^{shown['title']}$")
+
+
+def run(session: GuiSession, args: argparse.Namespace, work: Path) -> None:
+    sel = args.selection.replace(",", ", ")
+    if args.dialog:
+        ui = work / "ui.json"
+        session.start(DIALOG.format(photo=args.photo, sel=sel, cls=args.cls),
+                      env={"STYLEFILL_UI_MAP": str(ui)})
+        shoot_dialog(session, ui, Path(args.output))
+    else:
+        session.start(BODY.format(photo=args.photo, sel=sel, command=args.command, cls=args.cls,
+                                  seed=args.seed,
+                                  iters=f', iterations="custom", custom_iterations={args.iterations}'
+                                  if args.iterations else ""))
+        shoot(session, work, Path(args.output))
+    session.finish(timeout=120)
 
 
 def main() -> int:
@@ -124,12 +173,7 @@ def main() -> int:
                        stdout=subprocess.DEVNULL)
         profile.joinpath("gimprc").write_text("(show-welcome-dialog no)\n")
         session = GuiSession(Gimp(rootfs, work, profile, work / "photos"), size="1100x720")
-        session.start(BODY.format(photo=args.photo, sel=args.selection.replace(",", ", "),
-                                  command=args.command, cls=args.cls, seed=args.seed,
-                                  iters=f', iterations="custom", custom_iterations={args.iterations}'
-                                  if args.iterations else ""))
-        shoot(session, work, Path(args.output))
-        session.finish(timeout=120)
+        run(session, args, work)
         print(args.output)
     finally:
         if session is not None:
