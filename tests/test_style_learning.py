@@ -12,7 +12,7 @@ import pytest
 
 from stylefill import styles
 from stylefill.errors import Cancelled
-from stylefill.style_learning import LEARNED, Foreground, StyleLearner, style_pathway
+from stylefill.style_learning import LEARNED, LEARNING, Foreground, StyleLearner, style_pathway
 
 
 @pytest.fixture
@@ -72,3 +72,17 @@ def test_a_background_run_pauses_while_a_job_computes(backbone, quick_learning):
         time.sleep(3.0)
         assert run.fraction < 0.05 and not run.done.is_set()  # held at its first step
     assert run.done.wait(120) and run.state == LEARNED
+
+
+def test_a_class_someone_waits_for_is_learned_before_prefetched_ones(backbone, quick_learning):
+    foreground = Foreground()
+    learner = StyleLearner(foreground)
+    ids = [backbone.categories.index(c) for c in ("tench", "goldfish", "hay")]
+    with foreground.busy():  # holds the first run at its first step
+        runs = [learner.ensure(i, backbone) for i in ids]
+        deadline = time.monotonic() + 30
+        while runs[0].state != LEARNING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        learner.first(runs[2])
+    assert all(r.done.wait(120) for r in runs)
+    assert quick_learning == [ids[0], ids[2], ids[1]]

@@ -167,7 +167,7 @@ def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY,
 
     for name in BODIES:
         _immediate_route(v1, OPERATIONS[name])
-    _style_routes(v1)
+    _style_routes(v1, background_styles)
     _job_routes(v1, queue, background_styles)
     app.include_router(v1)
     return app
@@ -185,7 +185,7 @@ def _immediate_route(router: APIRouter, op: Operation) -> None:
     router.post(f"/{op.name}", name=op.name, description=op.request.__doc__)(handler)
 
 
-def _style_routes(router: APIRouter) -> None:
+def _style_routes(router: APIRouter, background_styles: bool) -> None:
     @router.get("/styles/{cls}")
     def styles_list(cls: str, backbone: str = DEFAULT_BACKBONE) -> dict:
         return _style_set(cls, backbone).listing()
@@ -206,7 +206,11 @@ def _style_routes(router: APIRouter) -> None:
         """Learn the class's data-free styles in the background unless it has styles: call it
         for the classes a user is about to choose from; again, to see how far it got."""
         check_name(backbone)
-        index, _ = resolve_class(cls)
+        index, name = resolve_class(cls)
+        if not background_styles:
+            return {"class": name, "index": index, "backbone": backbone, "state": "off",
+                    "progress": 0, "stage": "this engine learns no styles in the background "
+                    "(STYLEFILL_BACKGROUND_STYLES=0)", "message": None, "seconds_left": None}
         return LEARNER.ensure(index, network(backbone, None)).status()
 
 
@@ -222,7 +226,8 @@ def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool) -> 
         request = _request(op, params.model_dump(exclude_unset=True, by_alias=True), req)
         job = queue.submit(op.name, partial(op.run, request))
         if background_styles and op.name == "insert" and request.style is None:
-            LEARNER.ensure(request.index, network(request.backbone, None))  # runs after the job
+            # The class the user chose goes before prefetched ones; it learns after the job.
+            LEARNER.first(LEARNER.ensure(request.index, network(request.backbone, None)))
         status = queue.status(job)
         return {k: status[k] for k in ("id", "state", "position")}
 

@@ -140,9 +140,19 @@ class StyleLearner:
                 self._thread.start()
             return run
 
+    def first(self, run: Learning) -> None:
+        """Learn `run` next (a class a user is waiting for, before prefetched ones)."""
+        with self._lock:
+            for i, (queued, net) in enumerate(self._order):
+                if queued is run:
+                    del self._order[i]
+                    self._order.appendleft((queued, net))
+                    return
+
     def wait(self, run: Learning, progress: Progress | None, cancel: Cancel | None) -> None:
         """Block until `run` has finished, reporting its progress as the caller's. A cancel
         stops the waiting, not the run."""
+        self.first(run)
         with self._lock:
             run.waiters += 1
         try:

@@ -359,6 +359,12 @@ class Client:
                 return None
             raise
 
+    def prefetch_styles(self, cls: str, backbone: str | None = None) -> dict:
+        """Ask the engine to learn the class's styles in the background (one-time, cached)."""
+        query = "?" + urllib.parse.urlencode({"backbone": backbone}) if backbone else ""
+        return self.request("POST", f"/v1/styles/{urllib.parse.quote(str(cls), safe='')}/"
+                                    f"prefetch{query}")
+
     def style_preview(self, cls: str, style_id: int, backbone: str | None = None) -> bytes:
         query = "?" + urllib.parse.urlencode({"backbone": backbone}) if backbone else ""
         return self.request("GET", f"/v1/styles/{urllib.parse.quote(str(cls), safe='')}/"

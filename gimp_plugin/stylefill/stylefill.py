@@ -617,6 +617,7 @@ def take_handoff(call, region):
 # styles, then the Research submenu): each procedure with its arguments (in dialog order) and
 # return values. Registration, menu paths, dialogs and engine requests are all made from this.
 
+PREFETCH = 3       # the Insert dialog's top suggestions whose styles the engine prefetches
 MAX_STYLES = 16    # style choices 0..15; Learn styles makes at most this many
 
 BACKBONE = Choice(
@@ -790,7 +791,20 @@ def _offer(call, region, handed=None):
     found = handed or call.suggest(region[1], region[2], 6)
     if found and not (call.config.get_property("class-name") or "").strip():
         call.config.set_property("class-name", str(found[0].get("class")))
+    if call.spec.name == "insert":
+        _prefetch(call, [str(s.get("class")) for s in found[:PREFETCH]])
     return found
+
+
+def _prefetch(call, classes):
+    """The engine learns the offered classes' styles in the background while the user chooses,
+    so their thumbnails are there next time; an engine without it (older) is no reason to fail."""
+    for cls in classes:
+        try:
+            call.session.client.prefetch_styles(cls, call.value("backbone"))
+        except sf.EngineError as exc:
+            print(f"stylefill: no style prefetch for {cls}: {exc}", file=sys.stderr, flush=True)
+            return
 
 
 def _error(procedure, status, message):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -290,6 +291,8 @@ image.clean_all()
     best, other = names[0].split(":", 1)[1], names[1].split(":", 1)[1]
     assert shown["title"] == "Stylefill: insert object"
     assert shown["widgets"]["class-name"]["label"] == best    # filled in, never empty
+    prefetched = {urllib.parse.unquote(k.split("/")[3]) for k in proxy.counts if k.endswith("/prefetch")}
+    assert prefetched == {n.split(":", 1)[1] for n in names[:3]}  # styles for the top three
     quick_styles(engine, other, photos / "chelsea.png", tmp_path / "styles")
     _click_until(gui, ui, names[1], lambda m: m["widgets"]["class-name"]["label"] == other)
     gui.ui(ui, lambda m: m["widgets"].get("style:1", {}).get("image"))
