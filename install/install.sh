@@ -6,7 +6,8 @@
 #   install/install.sh --no-check # install only
 #   install/install.sh --gimp-dir DIR  # the GIMP 3 profile (or its plug-ins folder) to install into
 #   install/install.sh --no-gimp       # engine only, no GIMP plug-in
-#   install/install.sh --uninstall     # remove the GIMP plug-in files this script installed
+#   install/install.sh --service       # also run the engine as a systemd user service (Flatpak/Snap GIMP)
+#   install/install.sh --uninstall     # remove the GIMP plug-in files (and the service) it installed
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +18,7 @@ EXTRAS=""
 GIMP=1
 GIMP_DIR=""
 UNINSTALL=0
+SERVICE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-check) CHECK=0 ;;
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
                     GIMP_DIR=$2; shift ;;
         --gimp-dir=*) GIMP_DIR=${1#--gimp-dir=} ;;
         --uninstall) UNINSTALL=1 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --service) SERVICE=1 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -41,6 +44,7 @@ gimp_plugin() {
 if [ "$UNINSTALL" = 1 ]; then
     printf '\n== %s\n' "removing the Stylefill GIMP plug-in"
     gimp_plugin uninstall
+    "$PYTHON" "$REPO/install/service.py" uninstall
     exit 0
 fi
 
@@ -57,6 +61,10 @@ step "installing the engine (torch 2.14.1 + torchvision 0.29.1 and friends) into
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e "$REPO/engine$EXTRAS"
 "$VENV/bin/stylefill" --version
+if [ "$SERVICE" = 1 ]; then
+    step "the engine as a systemd user service"
+    "$PYTHON" "$REPO/install/service.py" install "$VENV/bin/stylefill"
+fi
 
 if [ "$GIMP" = 1 ]; then
     step "installing the GIMP 3 plug-in (Filters > Stylefill)"
