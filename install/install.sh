@@ -85,7 +85,7 @@ Image.fromarray(skimage.data.chelsea()).save(sys.argv[1])
 PY
     SEL=20,150,120,120
     "$VENV/bin/stylefill" suggest "$OUT/chelsea.png" --rect "$SEL" --top 5 --json "$OUT/suggest.json"
-    echo "(the first insert of a class learns its styles without data, about 1-2 minutes; cached after)"
+    echo "(an insert in a style of a class without styles first learns them without data: about 2-3 minutes on a 2-core CPU, once per class, cached)"
     "$VENV/bin/stylefill" insert "$OUT/chelsea.png" --rect "$SEL" --class ladybug --style 0 \
         -o "$OUT/chelsea-ladybug.png" --layer "$OUT/ladybug-layer.png" --json "$OUT/insert.json"
     step "how natural is it: the solver's network and an independent judge (EfficientNet-Lite2)"
