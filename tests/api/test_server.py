@@ -84,7 +84,8 @@ def test_openapi_schema_lists_the_protocol(engine):
     assert r.status_code == 200
     schema = r.json()
     assert {"/v1/health", "/v1/backbones", "/v1/suggest", "/v1/classify", "/v1/styles/{cls}",
-            "/v1/styles/{cls}/{style_id}/preview.png", "/v1/jobs", "/v1/jobs/{job_id}",
+            "/v1/styles/{cls}/{style_id}/preview.png", "/v1/styles/{cls}/prefetch", "/v1/jobs",
+            "/v1/jobs/{job_id}",
             "/v1/jobs/{job_id}/preview.png", "/v1/jobs/{job_id}/cancel",
             "/v1/jobs/{job_id}/result"} == set(schema["paths"])
     assert any(s.get("scheme") == "bearer" for s in schema["components"]["securitySchemes"].values())
