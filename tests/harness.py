@@ -84,6 +84,29 @@ class Engine:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
+def serve_in_process(config: Path, models: Path, log: Path,
+                     env: dict[str, str] | None = None) -> Iterator[Engine]:
+    """`python -m stylefill serve --port 0` with its own config dir (token) and models dir,
+    as the plug-in starts it; yields it once healthy, stops it afterwards."""
+    env = {"STYLEFILL_CONFIG": str(config), "STYLEFILL_MODELS": str(models), **(env or {})}
+    proc, port = start_engine_process(env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, 120, alive=lambda: proc.poll() is None)
+    except RuntimeError:
+        proc.kill()
+        raise RuntimeError(f"engine did not start:\n{log.read_text()}") from None
+    try:
+        yield Engine(url, (config / "token").read_text().strip(), config, log, models)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def wait_healthy(url: str, timeout: float, alive=lambda: True) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from harness import Engine, isolated_models, serve_in_thread, start_engine_process, wait_healthy
+from harness import Engine, isolated_models, serve_in_process, serve_in_thread
 
 from stylefill.server import create_app
 
@@ -22,23 +21,7 @@ def engine(tmp_path_factory) -> Iterator[Engine]:
     config = tmp_path_factory.mktemp("config")
     log = tmp_path_factory.mktemp("engine") / "engine.log"
     models = isolated_models(tmp_path_factory.mktemp("models"))
-    env = {"STYLEFILL_CONFIG": str(config), "STYLEFILL_MODELS": str(models)}
-    proc, port = start_engine_process(env, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, 120, alive=lambda: proc.poll() is None)
-    except RuntimeError:
-        proc.kill()
-        raise RuntimeError(f"engine did not start:\n{log.read_text()}") from None
-    try:
-        yield Engine(url, (config / "token").read_text().strip(), config, log, models)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    yield from serve_in_process(config, models, log)
 
 
 @pytest.fixture

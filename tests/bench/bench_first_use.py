@@ -22,10 +22,10 @@ import argparse
 import base64
 import io
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -36,7 +36,7 @@ from stylefill.backbones import load_backbone
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from debian_files import fetch  # noqa: E402
-from harness import isolated_models, start_engine_process, wait_healthy  # noqa: E402
+from harness import isolated_models, serve_in_process  # noqa: E402
 from units import bare_passes, parse_with_threads  # noqa: E402
 
 RECT = [170, 190, 128, 128]  # the tests' selection on the grass field (tests/test_completion.py)
@@ -115,24 +115,15 @@ def main() -> None:
     unit = bare_passes(load_backbone())
     print(f"U = 100 bare forward+backward passes at 224 px: {unit:.2f} s")
     work = Path(tempfile.mkdtemp(prefix="bench-first-use-"))
-    env = {"STYLEFILL_CONFIG": str(work / "config"), "STYLEFILL_BACKGROUND_STYLES": "1",
-           "STYLEFILL_MODELS": str(isolated_models(work / "models"))}
+    env = {"STYLEFILL_BACKGROUND_STYLES": "1"}
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    proc, port = start_engine_process(env, work / "engine.log")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, 120, alive=lambda: proc.poll() is None)
-        token = (work / "config" / "token").read_text().strip()
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                          timeout=600) as c:
+    serving = contextmanager(serve_in_process)
+    with serving(work / "config", isolated_models(work / "models"), work / "engine.log",
+                 env) as running:
+        with httpx.Client(base_url=running.url, timeout=600,
+                          headers={"Authorization": f"Bearer {running.token}"}) as c:
             measure(c, args.cls, unit)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 if __name__ == "__main__":
