@@ -40,7 +40,8 @@ from .jobs import DONE, FAILED, JobQueue, QueueFull, UnknownJob
 from .operations import OPERATIONS, Operation
 from .operations import Request as OperationRequest
 from .operations.base import network
-from .style_learning import LEARNER
+from .paths import models_dir
+from .style_learning import LEARNER, OFF, Learning
 
 API_VERSION = 1
 MAX_BODY = 256 * 1024 * 1024  # a 64-megapixel PNG in base64 fits with room to spare
@@ -208,9 +209,9 @@ def _style_routes(router: APIRouter, background_styles: bool) -> None:
         check_name(backbone)
         index, name = resolve_class(cls)
         if not background_styles:
-            return {"class": name, "index": index, "backbone": backbone, "state": "off",
-                    "progress": 0, "stage": "this engine learns no styles in the background "
-                    "(STYLEFILL_BACKGROUND_STYLES=0)", "message": None, "seconds_left": None}
+            return Learning(name, index, backbone, models_dir(), state=OFF, stage="this engine "
+                            "learns no styles in the background (STYLEFILL_BACKGROUND_STYLES=0)"
+                            ).status()
         return LEARNER.ensure(index, network(backbone, None)).status()
 
 

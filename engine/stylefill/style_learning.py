@@ -31,6 +31,7 @@ from .paths import models_dir
 from .progress import Cancel, Progress, report, scaled
 
 WAITING, LEARNING, LEARNED, FAILED = "waiting", "learning", "learned", "failed"
+OFF = "off"  # an engine that learns nothing in the background (its prefetch answer)
 ONE_TIME = "one-time, cached"
 
 

@@ -321,3 +321,9 @@ def test_an_insert_in_any_style_starts_at_once_and_learns_styles_for_next_time(l
         final, seen = wait(c, job["id"], lambda s: s["state"] in FINISHED, timeout=120)
         assert final["state"] == "done" and not any("learning" in s["stage"] for s in seen)
         assert len(wait_for_styles(c, "hay")["styles"]) == 4
+
+
+def test_prefetch_on_an_engine_that_learns_nothing_in_the_background_says_so(client):
+    r = client.post("/v1/styles/tench/prefetch")
+    assert r.status_code == 200 and r.json()["state"] == "off", r.text
+    assert "STYLEFILL_BACKGROUND_STYLES=0" in r.json()["stage"] and r.json()["class"] == "tench"
