@@ -168,6 +168,12 @@ def _fresh(workdir: Path, *flags: str) -> None:
         (workdir / name).unlink(missing_ok=True)
 
 
+def _ui_map(workdir: Path, name: str) -> Path:
+    """Where the dialogs map their widgets (STYLEFILL_UI_MAP), with none left from before."""
+    _fresh(workdir, f"{name}-ui.json")
+    return workdir / f"{name}-ui.json"
+
+
 def _forget_last_values(installed: Path, *procs: str) -> None:
     """An interactive run starts from the last values GIMP kept; these tests' are the call's."""
     settings = installed / "plug-in-settings"
@@ -265,8 +271,7 @@ def test_insert_in_the_gui_click_a_suggestion_and_a_style(gui, counted, engine, 
     proxy, env = counted
     _forget_last_values(installed, "insert")
     _fresh(workdir, "gui-inserted", "gui-inserted-seen")
-    ui = workdir / "insert-ui.json"
-    ui.unlink(missing_ok=True)
+    ui = _ui_map(workdir, "insert")
     gui.start("""
 image, layer = load("chelsea")
 display = Gimp.Display.new(image)
@@ -322,8 +327,7 @@ def test_suggest_answers_with_buttons_that_open_insert(gui, counted, installed: 
     filled in and the same suggestions offered, without asking the engine again."""
     proxy, env = counted
     _forget_last_values(installed, "suggest", "insert")
-    ui = workdir / "suggest-ui.json"
-    ui.unlink(missing_ok=True)
+    ui = _ui_map(workdir, "suggest")
     gui.start("""
 image, layer = load("chelsea")
 display = Gimp.Display.new(image)
@@ -357,8 +361,7 @@ def test_ok_waits_for_what_is_missing(gui, counted, installed: Path, workdir: Pa
     but neither a folder nor 'Without photos': OK insensitive, the dialog says so."""
     proxy, env = counted
     _forget_last_values(installed, "visualize", "learn-styles")
-    ui = workdir / "missing-ui.json"
-    ui.unlink(missing_ok=True)
+    ui = _ui_map(workdir, "missing")
     gui.start("""
 image, layer = load("chelsea")
 display = Gimp.Display.new(image)
@@ -404,8 +407,7 @@ def test_modify_picks_its_style_from_thumbnails(gui, engine, photos: Path, insta
     first one chosen, instead of a bare Style "0" (and offers no Auto)."""
     _forget_last_values(installed, "modify")
     quick_styles(engine, "espresso", photos / "coffee.png", tmp_path / "styles")
-    ui = workdir / "modify-ui.json"
-    ui.unlink(missing_ok=True)
+    ui = _ui_map(workdir, "modify")
     gui.start("""
 image, layer = load("coffee")
 display = Gimp.Display.new(image)
