@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylefill.classification import object_view
 from stylefill.cli import main
 from stylefill.completion import InsertSettings, _context, fill_selection
 from stylefill.errors import Cancelled, InputError
@@ -16,6 +17,8 @@ from stylefill.naturalness import around as around_stats
 from stylefill.operations import InsertRequest, ModifyRequest, SuggestRequest, run
 from stylefill.photo_stats import spectrum_stats
 from stylefill.regions import selection_box
+from stylefill.retrieval import mixtures
+from stylefill.styles import fc7_features
 
 # Objects a person would accept on a grass field, fixed before the held-out photo was classified.
 GRASSLAND = {"hay", "ox", "sorrel", "ram", "lawn mower", "soccer ball", "golf ball", "croquet ball",
@@ -97,6 +100,26 @@ def test_modify_restyles_an_inserted_object(backbone, grass_field, ladybug_style
     assert m["class"] == "ladybug" and m["outside_changed_pixels"] == 0 and m["prob_after"] >= 0.5, m
     changed = np.abs(np.asarray(res.image, float) - np.asarray(inserted, float))[mask].mean()
     assert 1 < changed < 60, changed  # restyled, not replaced
+
+
+def test_modify_auto_restyles_into_the_style_the_object_shows_least(
+        backbone, grass_field, ladybug_styles, models_root, monkeypatch, tmp_path):
+    """Modify without a style: of the class's learned styles, the one the selected object loads
+    least on (a visible change); a class without styles gets its plain objective."""
+    monkeypatch.setenv("STYLEFILL_MODELS", str(models_root))
+    photo = Image.open(grass_field).convert("RGB")
+    mask = _rect_mask(photo, RECT)
+    inserted = run(InsertRequest(image=photo, selection=mask, cls="ladybug", style=0, iters=60)).image
+    view = object_view(inserted, mask, backbone.input_size)
+    loads, _ = mixtures(ladybug_styles, fc7_features(backbone, view))
+    assert loads[0].max() > 1.5 * loads[0].min(), loads  # the choice is not a coin toss
+    res = run(ModifyRequest(image=inserted, selection=mask, iters=20))
+    assert res.metrics["class"] == "ladybug" and res.metrics["style"] == int(loads[0].argmin())
+
+    monkeypatch.setenv("STYLEFILL_MODELS", str(tmp_path))  # no styles learned here
+    plain = run(ModifyRequest(image=photo, selection=mask, cls="hay", iters=3))
+    assert plain.metrics["style"] is None and plain.metrics["outside_changed_pixels"] == 0
+    assert not list(tmp_path.rglob("styles.json"))  # nothing learned while the user waits
 
 
 def test_cancel_and_bad_selections(backbone, grass_field):

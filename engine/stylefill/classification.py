@@ -70,13 +70,19 @@ def suggest(image: Image.Image, mask: np.ndarray, backbone: Backbone, top: int =
     return _top(backbone, probs, top)
 
 
-def inside_selection(image: Image.Image, mask: np.ndarray, backbone: Backbone,
-                     top: int = 5) -> list[Prediction]:
-    """What the selection holds: the top classes of its bounding box with a little context
-    (the object to modify), best first."""
+def object_view(image: Image.Image, mask: np.ndarray, size: int) -> torch.Tensor:
+    """The object in the selection as the network sees it: its bounding box with a little
+    context, (1, 3, size, size)."""
     rgb = np.asarray(image.convert("RGB"))
     box = context_box(selection_box(mask), rgb.shape[1], rgb.shape[0], 1.15, 16)
-    return predict(backbone, rgb_tensor(resize_square(crop(rgb, box), backbone.input_size)), top)
+    return rgb_tensor(resize_square(crop(rgb, box), size))
+
+
+def inside_selection(image: Image.Image, mask: np.ndarray, backbone: Backbone,
+                     top: int = 5) -> list[Prediction]:
+    """What the selection holds: the top classes of its object view (the object to modify),
+    best first."""
+    return predict(backbone, object_view(image, mask, backbone.input_size), top)
 
 
 def selection_class(image: Image.Image, mask: np.ndarray, backbone: Backbone) -> int:

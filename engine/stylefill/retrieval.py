@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.optimize import nnls
 
 from .backbones import Backbone
@@ -66,3 +67,10 @@ def rank(ss: StyleSet, net: Backbone, folder: str | Path, *, style: int | None =
     order = np.argsort(-scores, kind="stable")[: top or None]
     return [Match(str(paths[i]), float(scores[i]), [float(v) for v in loads[i]], float(inside[i]))
             for i in order]
+
+
+def least_shown_style(ss: StyleSet, net: Backbone, image: torch.Tensor) -> int:
+    """The style a (1, 3, H, W) image shows least of: restyling into it changes the most (modify's
+    automatic style)."""
+    loads, _ = mixtures(ss, fc7_features(net, image))
+    return int(np.argmin(loads[0]))

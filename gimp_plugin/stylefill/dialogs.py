@@ -151,9 +151,8 @@ def _pixbuf(png, size=THUMB):
 
 class StylePicker:
     """Radio buttons with the preview of each learned style of the class in the config; they
-    set (and follow) the Style choice, whose "auto" (when it has one) is the first button.
-    A class without learned styles gets "auto", or (Style has no "auto": Modify) the first
-    style, which the engine learns without photos when the job starts."""
+    set (and follow) the Style choice, whose "auto" is the first button. A class without learned
+    styles gets "auto", and the engine starts learning them in the background."""
 
     def __init__(self, engine, config, style, backbone):
         self.engine, self.config, self.style, self.backbone = engine, config, style, backbone
@@ -208,21 +207,25 @@ class StylePicker:
         self._show(cls, backbone, styles)
 
     def _unlearned(self, cls):
-        first = self.style.auto or self.style.choices[0][0]
-        self.config.set_property(self.style.name, first)
-        if self.style.auto:
-            self._say(f"No styles of '{cls}' learned yet: any style of the class "
-                      "(Learn styles... makes styles to choose from).")
-        else:
-            self._say(f"No styles of '{cls}' learned yet: the job first learns them without "
-                      "photos (a minute or two) and uses the first one.")
+        """Auto, and the engine asked to learn the class's styles in the background (one-time),
+        so the next dialog has thumbnails; an engine that cannot is no reason to fail."""
+        self.config.set_property(self.style.name, self.style.auto)
+        try:
+            learning = self.engine.prefetch_styles(cls, self.backbone.value(self.config))
+        except sf.EngineError:
+            learning = {}
+        state = learning.get("state")
+        later = {"learning": learning.get("stage"),
+                 "waiting": "the engine learns them in the background (one-time, cached)",
+                 "learned": "they have just been learned: reopen the dialog to choose one"}.get(
+                     state, "Learn styles... makes styles to choose from")
+        self._say(f"No styles of '{cls}' learned yet, so Auto uses the class alone; {later}.")
 
     def _show(self, cls, backbone, styles):
         flow = Gtk.FlowBox()
         flow.set_selection_mode(Gtk.SelectionMode.NONE)
         flow.set_max_children_per_line(6)
-        entries = ([(self.style.auto, None)] if self.style.auto else []) + \
-            [(str(s["id"]), s) for s in styles]
+        entries = [(self.style.auto, None)] + [(str(s["id"]), s) for s in styles]
         group = None
         for nick, info in entries:
             button = Gtk.RadioButton.new_from_widget(group)

@@ -672,8 +672,9 @@ PROCEDURES = [
         "new layer at the selection.",
         run_modify,
         [Choice("style", "St_yle", "The learned style to render the object in (the dialog "
-                "shows them; a class's styles are learned without photos on first use)",
-                STYLES, "0", param="style", convert=int),
+                "shows them). Auto: the style the object shows least of; while its class has no "
+                "styles, the class alone (they are learned in the background for next time)",
+                [AUTO, *STYLES], "auto", param="style", auto="auto", convert=int),
          ClassName("Class of the selected object; empty: what the network sees there"),
          *common()],
         [LAYER], selection=True, extras=("suggestions", "styles")),
@@ -791,8 +792,8 @@ def _offer(call, region, handed=None):
     found = handed or call.suggest(region[1], region[2], 6)
     if found and not (call.config.get_property("class-name") or "").strip():
         call.config.set_property("class-name", str(found[0].get("class")))
-    if call.spec.name == "insert":
-        _prefetch(call, [str(s.get("class")) for s in found[:PREFETCH]])
+    wanted = PREFETCH if call.spec.name == "insert" else 1   # Modify: the object's own class
+    _prefetch(call, [str(s.get("class")) for s in found[:wanted]])
     return found
 
 

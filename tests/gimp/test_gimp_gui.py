@@ -402,9 +402,9 @@ image.clean_all()
 
 def test_modify_picks_its_style_from_thumbnails(gui, engine, photos: Path, installed: Path,
                                                 workdir: Path, tmp_path: Path):
-    """Modify needs a real style (there is no "any style" to restyle into): its dialog fills
-    the class with what the selection holds and shows that class's styles as thumbnails, the
-    first one chosen, instead of a bare Style "0" (and offers no Auto)."""
+    """Modify's dialog fills the class with what the selection holds and shows that class's
+    styles as thumbnails after Auto (the style the object shows least of), chosen by default,
+    instead of a bare Style "0"."""
     _forget_last_values(installed, "modify")
     quick_styles(engine, "espresso", photos / "coffee.png", tmp_path / "styles")
     ui = _ui_map(workdir, "modify")
@@ -419,7 +419,7 @@ image.clean_all()
     time.sleep(0.5)
     gui.screenshot(SHOTS / "modify-dialog.png")
     assert shown["class-name"]["label"] == "espresso"       # the top-1 inside the selection
-    assert shown["style:0"]["active"] and shown["style:0"]["image"]
-    assert "style:auto" not in shown and "arg:style" not in shown and "arg:seed" in shown
+    assert shown["style:auto"]["active"] and shown["style:0"]["image"]
+    assert not shown["style:0"]["active"] and "arg:style" not in shown and "arg:seed" in shown
     gui.dismiss(r"^Stylefill: modify object$")
     assert gui.finish().result["call"]["status"] == "cancel"

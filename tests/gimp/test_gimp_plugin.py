@@ -81,7 +81,7 @@ for proc in PDB.query_procedures("plug-in-stylefill-.*", "", "", "", "", "", "",
                                     "choices": ["auto", "custom"]}
     assert insert["time-limit"] == {"type": "choice", "default": "none",
                                     "choices": ["none", "custom"]}
-    assert table["modify"]["style"] == {"type": "choice", "default": "0", "choices": styles}
+    assert table["modify"]["style"] == insert["style"]  # Auto: the style the object shows least of
     vis = table["visualize"]
     assert vis["cells"]["default"] == "everywhere"
     assert {"top-left", "centre", "bottom-right"} <= set(vis["cells"]["choices"])

@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ..classification import selection_class
+from .. import styles
+from ..classification import object_view, selection_class
 from ..completion import BLENDS, EditResult, InsertSettings, fill_selection
 from ..progress import Cancel, Progress
+from ..retrieval import least_shown_style
 from ..style_learning import style_pathway
 from .base import (
     BackboneName,
@@ -53,8 +55,10 @@ class InsertRequest(_Edit):
 class ModifyRequest(_Edit):
     """Restyle the object inside the selection."""
 
-    style: int = Field(ge=0, description="the learned style to restyle into (data-free styles "
-                       "are learned on first use)")
+    style: int | None = Field(None, ge=0, description="the learned style to restyle into "
+                              "(data-free styles are learned on first use); none: the style the "
+                              "object shows least of, or the class's plain objective while the "
+                              "class has no styles")
     cls: Annotated[ClassRef | None, Cli(metavar="CLASS")] = Field(
         None, alias="class", description="class of the object (default: the top-1 inside the "
         "selection)")
@@ -87,7 +91,11 @@ def insert(req: InsertRequest, progress: Progress | None, cancel: Cancel | None)
 def modify(req: ModifyRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
     index = selection_class(req.image, req.selection, net) if req.cls is None else req.index
-    return _fill(req, index, req.style, True, net, progress, cancel)
+    style = req.style
+    if style is None and styles.is_learned(index, net.name):
+        view = object_view(req.image, req.selection, net.input_size)
+        style = least_shown_style(styles.load(index, net), net, view)
+    return _fill(req, index, style, True, net, progress, cancel)
 
 
 INSERT = Operation("insert", InsertRequest, insert,
