@@ -193,6 +193,28 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
                             progress=progress, stage=f"optimising at {res} px", cancel=cancel)
 
 
+def _layer_previews(ctx: _Context, res: int, progress: Progress | None) -> Progress | None:
+    """`progress` whose previews look like the result layer: the fill in the selection's box,
+    the selection as alpha, at `res`'s scale (the editor lays it over the selection while the
+    job runs)."""
+    if progress is None:
+        return None
+    scale = res / ctx.side
+    sel, box = ctx.sel, ctx.box
+    rows = slice(round((sel.y0 - box.y0) * scale), max(round((sel.y1 - box.y0) * scale), 1))
+    cols = slice(round((sel.x0 - box.x0) * scale), max(round((sel.x1 - box.x0) * scale), 1))
+    inside = ctx.mask[sel.y0:sel.y1, sel.x0:sel.x1].astype(np.float32)
+    alpha = cv2.resize(inside, (cols.stop - cols.start, rows.stop - rows.start),
+                       interpolation=cv2.INTER_AREA)
+    alpha_t = torch.from_numpy(alpha)[None, None]
+
+    def report_layer(fraction: float, stage: str, preview: torch.Tensor | None = None) -> None:
+        if preview is not None:
+            preview = torch.cat([preview[:1, :, rows, cols].detach().cpu(), alpha_t], 1)
+        progress(fraction, stage, preview)
+    return report_layer
+
+
 def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> tuple[np.ndarray, np.ndarray]:
     """The fill (network resolution) scaled to the crop and blended into the photo inside the
     selection only; the new photo and the alpha it was blended with (photo-sized)."""
@@ -253,7 +275,7 @@ def fill_selection(
     lr = settings.modify_lr if modify else settings.lr
     param = "fourier" if modify else settings.param  # modify keeps the object's own spectrum
     fill = _solve(ctx, net, index, start, size, settings.iters, lr, m7, sources, param, settings,
-                  seed, scaled(progress, 0.0, mid), cancel)
+                  seed, _layer_previews(ctx, size, scaled(progress, 0.0, mid)), cancel)
     if refine:
         # Large selections: a shorter second pass at twice the resolution adds the detail that
         # upscaling the first pass cannot.
@@ -261,7 +283,7 @@ def fill_selection(
         up = torch.nn.functional.interpolate(fill, size=size, mode="bicubic", align_corners=False)
         fill = _solve(ctx, net, index, up.clamp(0, 1), size, settings.refine_iters,
                       settings.modify_lr, m7, sources, param, settings, seed,
-                      scaled(progress, mid, 0.95), cancel)
+                      _layer_previews(ctx, size, scaled(progress, mid, 0.95)), cancel)
     report(progress, 0.96, "blending")
     out, alpha = _paste(ctx, fill, settings)
     metrics = _metrics(ctx, out, net, index, prob_before, size, refine, settings)

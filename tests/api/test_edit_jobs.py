@@ -159,7 +159,13 @@ def test_insert_job_reports_progress_preview_and_places_the_layer(client, field)
     assert steps and steps == sorted(steps) and steps[-1] <= 20, [s["stage"] for s in running]
     assert previews and previews[0].status_code == 200, previews
     assert previews[0].headers["content-type"] == "image/png"
-    assert Image.open(io.BytesIO(previews[0].content)).size == (224, 224)  # the context crop
+    shown = Image.open(io.BytesIO(previews[0].content))
+    # What the layer will hold: the selection's box at the solver's scale (224 px for the
+    # 300 px context square), the selection as alpha.
+    assert shown.mode == "RGBA" and abs(shown.width - 112) <= 1 and abs(shown.height - 90) <= 1, \
+        (shown.mode, shown.size)
+    alpha = np.asarray(shown)[..., 3]
+    assert alpha[0, 0] == 0 and alpha[45, 56] == 255
 
     res = client.get(f"/v1/jobs/{job['id']}/result").json()
     check_layer(res, field, oval)
