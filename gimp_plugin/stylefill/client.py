@@ -22,6 +22,7 @@ import urllib.request
 import zlib
 
 PROTOCOL = 1  # the `api` version of GET /v1/health this client speaks
+PREVIEW_EVERY = 1.0  # s between preview fetches while a job runs: each redraws a layer in GIMP
 CONFIG_NAME = "stylefill.json"
 DEFAULT_URL = "http://127.0.0.1:8765"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -390,13 +391,24 @@ class Client:
     def result(self, job_id: str) -> dict:
         return self.request("GET", f"/v1/jobs/{job_id}/result")
 
-    def wait(self, job_id: str, progress=None, timeout: float = 0.0, poll: float = 0.25) -> dict:
+    def job_preview(self, job_id: str) -> bytes | None:
+        """The running job's latest preview PNG; None when it has none (yet) or it cannot be
+        had: a preview is a courtesy, the job's status says what matters."""
+        try:
+            return self.request("GET", f"/v1/jobs/{job_id}/preview.png", raw=True, timeout=30)
+        except EngineError:
+            return None
+
+    def wait(self, job_id: str, progress=None, timeout: float = 0.0, poll: float = 0.25,
+             on_preview=None) -> dict:
         """Poll a job until it ends; its result dict when done.
 
         progress(fraction, text) returning False, or `timeout` seconds (0 = none) passing,
         cancels the job on the engine and raises Cancelled; a failed job raises EngineError.
+        on_preview(png) gets the running job's preview at most every PREVIEW_EVERY seconds.
         """
         start = time.monotonic()
+        previewed = start
         while True:
             status = self.job(job_id)
             state = status.get("state")
@@ -411,6 +423,11 @@ class Client:
                 text = f"waiting for the engine (queue position {status['position']})"
             stop = progress is not None and progress(
                 float(status.get("progress") or 0) / 100.0, text) is False
+            if on_preview and state == "running" and time.monotonic() - previewed >= PREVIEW_EVERY:
+                previewed = time.monotonic()
+                png = self.job_preview(job_id)
+                if png:
+                    on_preview(png)
             elapsed = time.monotonic() - start
             if stop or (timeout and elapsed > timeout):
                 self.cancel_and_wait(job_id)
@@ -429,14 +446,14 @@ class Client:
 
     def run_job(self, kind: str, params: dict, image_png: bytes | None = None,
                 mask_png: bytes | None = None, rect=None, progress=None, timeout: float = 0.0,
-                on_created=None) -> dict:
+                on_created=None, on_preview=None) -> dict:
         """Create a job and wait for its result; Ctrl-C or any error here cancels it."""
         job = self.create_job(kind, params, image_png, mask_png, rect)
         job_id = job["id"]
         if on_created:
             on_created(job_id)
         try:
-            return self.wait(job_id, progress, timeout)
+            return self.wait(job_id, progress, timeout, on_preview=on_preview)
         except Cancelled:
             raise
         except BaseException:
@@ -477,7 +494,7 @@ class Session:
         return found[:top]
 
     def run_job(self, kind: str, params: dict, progress=None, time_limit: float | None = None,
-                **payload) -> dict:
+                on_preview=None, **payload) -> dict:
         """One job to its result, with a watchdog that cancels it when this process is killed
         (GIMP's Cancel kills the plug-in); prints `stylefill: KIND job ID` to stderr."""
         client = self.connect(progress)
@@ -489,7 +506,7 @@ class Session:
 
         try:
             return client.run_job(kind, params, progress=progress, timeout=time_limit or 0.0,
-                                  on_created=created, **payload)
+                                  on_created=created, on_preview=on_preview, **payload)
         finally:
             if watchdog:
                 release_watchdog(watchdog[0])

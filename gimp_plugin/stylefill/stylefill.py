@@ -160,6 +160,56 @@ def add_result_layer(image, drawables, result, origin, name, fit=None, mask_sele
     return layer
 
 
+class CanvasPreview:
+    """The running job's preview as a temporary layer over the selection, so the user sees the
+    object take shape where it will land. The whole run is one undo group: the preview comes
+    and goes inside it and the result is added inside it, so one undo removes the result (and
+    if GIMP's Cancel kills the plug-in, GIMP closes the group and one undo removes the
+    preview)."""
+
+    NAME = "Stylefill preview"
+
+    def __init__(self, image, drawables, box):
+        self.image, self.drawables, self.box = image, drawables, box
+        self.layer = None
+        self.grouped = False
+        self.shown = 0
+
+    def show(self, png):
+        layer = _load_layer(self.image, png)
+        layer.set_name(self.NAME)
+        if not self.grouped:
+            self.image.undo_group_start()
+            self.grouped = True
+        self._remove()
+        parent, position = _place(self.drawables)
+        self.image.insert_layer(layer, parent, position)
+        layer.scale(self.box[2], self.box[3], False)
+        layer.set_offsets(self.box[0], self.box[1])
+        self.layer = layer
+        self.shown += 1
+        Gimp.displays_flush()
+
+    def _remove(self):
+        if self.layer is not None:
+            self.image.remove_layer(self.layer)
+            self.layer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        """After the result layer is added (or the job failed): the preview goes, the group
+        ends."""
+        self._remove()
+        if self.grouped:
+            self.image.undo_group_end()
+        Gimp.displays_flush()
+        if self.shown:
+            print(f"stylefill: {self.shown} previews shown on the canvas", file=sys.stderr,
+                  flush=True)
+
+
 def _result_png(result):
     try:
         png = base64.b64decode(result.get("png") or "", validate=True)
@@ -454,9 +504,9 @@ class Call:
         return self.session.suggest(image_png, mask_png, top=top, backbone=self.value("backbone"),
                                     progress=self.progress, look=look)
 
-    def job(self, kind, params, **payload):
+    def job(self, kind, params, on_preview=None, **payload):
         return self.session.run_job(kind, params, self.progress, self.value("time-limit"),
-                                    **payload)
+                                    on_preview=on_preview, **payload)
 
     def end_progress(self):
         if self.progress is not None:
@@ -489,11 +539,13 @@ def _edit(call, kind, suggest_class):
         if not found:
             raise sf.EngineError("the engine has no suggestion for this selection; type a class")
         params["class"] = found[0].get("class")
-    result = call.job(kind, params, image_png=image_png, mask_png=mask_png)
-    metrics = result.get("metrics") or {}
-    name = layer_name(metrics.get("class") or params.get("class"),
-                      style_text(metrics.get("style", params.get("style"))))
-    return (add_result_layer(call.image, call.drawables, result, crop[:2], name),)
+    with CanvasPreview(call.image, call.drawables, selection_box(call.image)) as preview:
+        result = call.job(kind, params, image_png=image_png, mask_png=mask_png,
+                          on_preview=preview.show if call.interactive else None)
+        metrics = result.get("metrics") or {}
+        name = layer_name(metrics.get("class") or params.get("class"),
+                          style_text(metrics.get("style", params.get("style"))))
+        return (add_result_layer(call.image, call.drawables, result, crop[:2], name),)
 
 
 def run_insert(call):

@@ -321,6 +321,56 @@ image.clean_all()
     assert all(res["visible"])
 
 
+def test_insert_shows_its_preview_on_the_canvas_and_one_undo_removes_the_result(
+        gui, counted, installed: Path, workdir: Path):
+    """While an interactive insert runs, its preview lies over the selection as a temporary
+    layer, redrawn as the engine's preview changes; the result replaces it, and one ctrl+z
+    removes the result with no preview layer left behind."""
+    proxy, env = counted
+    _forget_last_values(installed, "insert")
+    _fresh(workdir, "preview-ready", "preview-undone")
+    ui = _ui_map(workdir, "insert")
+    gui.start("""
+image, layer = load("chelsea")
+display = Gimp.Display.new(image)
+before = digest(layer)
+image.select_ellipse(Gimp.ChannelOps.REPLACE, 100, 60, 120, 90)
+r = call("plug-in-stylefill-insert", image, [layer], run_mode=Gimp.RunMode.INTERACTIVE,
+         class_name="ladybug", iterations="custom", custom_iterations=80)
+OUT["call"] = {k: v for k, v in r.items() if k != "values"}
+OUT["after_call"] = names(image)
+Gimp.displays_flush()
+flag("preview-ready")
+wait_flag("preview-undone")
+OUT["after_undo"] = names(image)
+OUT["original_unchanged"] = digest(layer) == before
+image.clean_all()
+""", env=dict(env, STYLEFILL_UI_MAP=str(ui)))
+    gui.ui(ui, lambda m: m["widgets"].get("class-name", {}).get("label") == "ladybug")
+    _click_away(gui, ui, r"^Stylefill: insert object$")
+    window = gui.window(r"layer.*\).* GIMP$")
+    deadline = time.monotonic() + 300
+    previews = 0
+    while previews < 2 and time.monotonic() < deadline:
+        previews = sum(n for k, n in proxy.counts.items() if k.endswith("/preview.png"))
+        time.sleep(0.2)
+    title = _title_says(gui, window, "2 layers)", timeout=10)   # the photo and the preview
+    gui.screenshot(SHOTS / "insert-preview.png")
+    gui.wait_file(workdir / "preview-ready", timeout=600)
+    gui.screenshot(SHOTS / "insert-preview-result.png")
+    gui.key(window, "ctrl+z")
+    undone = _title_says(gui, window, "1 layer)")
+    (workdir / "preview-undone").touch()
+    run = gui.finish()
+    res = run.result
+    assert previews >= 2 and "2 layers)" in title, (previews, title)
+    assert res["call"]["status"] == "success", res["call"]
+    assert res["after_call"] == ["Ladybug · auto style", "Background"]   # no preview left
+    assert "previews shown on the canvas" in run.output
+    assert "1 layer)" in undone and res["after_undo"] == ["Background"]  # one ctrl+z: all of it
+    assert res["original_unchanged"]
+
+
 def test_suggest_answers_with_buttons_that_open_insert(gui, counted, installed: Path,
                                                        workdir: Path):
     """Suggest's answer is a dialog of class buttons; a click opens Insert with that class
