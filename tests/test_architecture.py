@@ -21,7 +21,7 @@ LAYERS = {
         "masks", "classification", "judge"},
     2: {"optvis.recipes", "completion", "styles", "style_learning", "sheets", "retrieval",
         "evaluation", "naturalness"},
-    3: {"operations"},
+    3: {"operations", "cluster"},
     4: {"api", "cli", "server", "jobs", "__main__"},
 }
 

@@ -22,9 +22,10 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from tqdm import tqdm
 
-from . import __version__, patchdb, styles
+from . import __version__, cluster, patchdb, styles
 from .backbones import BACKBONES, DEFAULT_BACKBONE, use_weights
 from .backbones import info as backbone_info
+from .cluster import learn as class_runs
 from .config import DEFAULT_PORT
 from .errors import Cancelled, InputError, StylefillError
 from .images import load_image, save_image, selection_mask
@@ -224,6 +225,84 @@ def _run_operation(op: Operation, args: argparse.Namespace) -> dict:
     return {**outcome.metrics, **written, **({"files": outcome.files} if outcome.files else {})}
 
 
+# ------------------------------------------------ styles of many classes on Ray (cluster/)
+
+RAY_ONLY = {"all_classes": False, "classes_file": None, "force": False, "compare": True,
+            "class_threads": 1}
+
+
+def _add_class_runs(parser: argparse.ArgumentParser, op: Operation) -> None:
+    """`styles learn` also takes several classes, --all or --classes FILE, each class a Ray task."""
+    cls = next(a for a in parser._actions if a.dest == "cls")
+    cls.nargs, cls.help = "*", "the class (name or index 0-999); with --ray, one or more"
+    g = parser.add_argument_group("many classes, each a Ray task (docs/scale.md)")
+    g.add_argument("--ray", metavar="ADDRESS", help="learn each class's data-free styles as a Ray "
+                   "task: `local` (a Ray instance on this machine) or a cluster's address; needs "
+                   "the ray extra (install/install.sh --with-ray)")
+    g.add_argument("--all", dest="all_classes", action="store_true", help="every ImageNet class")
+    g.add_argument("--classes", dest="classes_file", metavar="FILE", help="the classes a file "
+                   "lists, one a line (names or indices; # comments)")
+    g.add_argument("--force", action="store_true", help="learn classes that have styles again "
+                   "(default: skip them, so a stopped run resumes)")
+    g.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
+                   help="learn the first class in this process before the others go to Ray, to "
+                   "report the speed-up over one process (default on)")
+    g.add_argument("--threads-per-class", dest="class_threads", type=int, default=1, metavar="N",
+                   help="torch threads (and Ray CPUs) of each class's task (default 1; a "
+                   "sequential run gives the same styles on the same thread count)")
+    parser.set_defaults(func=lambda args: _learn_styles(op, args))
+
+
+def _one_class(args: argparse.Namespace) -> None:
+    """Without --ray, `styles learn` learns one class, as it always has."""
+    ray_only = [k for k, default in RAY_ONLY.items() if getattr(args, k) != default]
+    if ray_only or len(args.cls) > 1:
+        raise InputError("several classes, --all, --classes, --force, --no-compare and "
+                         "--threads-per-class go with --ray ADDRESS (`--ray local` uses this "
+                         "machine's cores)")
+    if not args.cls:
+        raise InputError("name the class to learn (CLASS)")
+    args.cls = args.cls[0]
+
+
+def _class_jobs(op: Operation, args: argparse.Namespace) -> list[class_runs.ClassJob]:
+    if getattr(args, "folder", None) is not None or getattr(args, "weights", None):
+        raise InputError("--ray learns data-free styles with the backbone's own weights: give "
+                         "--data-free (not --from FOLDER or --weights)")
+    if args.class_threads < 1:
+        raise InputError("--threads-per-class must be at least 1")
+    names = list(args.cls) + (class_runs.all_classes() if args.all_classes else []) + (
+        class_runs.read_classes(args.classes_file) if args.classes_file else [])
+    if not names:
+        raise InputError("name the classes: CLASS..., --all or --classes FILE")
+    requests = [request_from_args(op, argparse.Namespace(**{**vars(args), "cls": name}))
+                for name in names]
+    return class_runs.jobs_for(requests, threads=args.class_threads)
+
+
+def _learn_styles(op: Operation, args: argparse.Namespace) -> dict:
+    if args.ray is None:
+        _one_class(args)
+        return _run_operation(op, args)
+    cluster.require_ray()
+    todo, skipped = class_runs.pending(_class_jobs(op, args), args.force)
+    if skipped:
+        print(f"{len(skipped)} of {len(todo) + len(skipped)} classes have styles already: skipped "
+              "(--force learns them again)")
+    with tqdm(total=len(todo), desc="classes", unit="class", disable=args.quiet or not todo,
+              file=sys.stderr) as bar:
+        def done(name: str, ok: bool) -> None:
+            bar.set_postfix_str(f"{name}{'' if ok else ' FAILED'}", refresh=False)
+            bar.update(1)
+
+        result = class_runs.learn_styles(todo, args.ray, compare=args.compare, done=done)
+    print(result.summary())
+    if result.failed:
+        raise StylefillError(f"{len(result.failed)} class(es) failed (listed above); the same "
+                             "command learns them again and skips the others")
+    return {**result.metrics(), "skipped": [j.name for j in skipped]}
+
+
 # ------------------------------------------------------------------ listings and the server
 
 def cmd_styles_list(args: argparse.Namespace) -> dict:
@@ -289,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for op in OPERATIONS.values():
         _add_operation(sub, groups, op)
+    _add_class_runs(groups["styles"].choices["learn"], OPERATIONS["learn_styles"])
     s = _listing_parser(groups["styles"], "list", "learned styles of a class (or the classes "
                         "that have some)", cmd_styles_list)
     s.add_argument("cls", metavar="CLASS", nargs="?")

@@ -21,7 +21,9 @@ from stylefill.cli import build_parser, main
 from stylefill.operations import OPERATIONS, InsertRequest, InvertRequest, VisualizeRequest, run
 
 SURFACE_ONLY = {"output", "layer_file", "json", "quiet", "weights", "mask", "rect", "image", "func",
-                "command", "styles_command", "patchdb_command", "eval_command"}
+                "command", "styles_command", "patchdb_command", "eval_command",
+                # styles learn --ray (cluster/): options of the run, not of one class's request
+                "ray", "all_classes", "classes_file", "force", "compare", "class_threads"}
 
 
 def _subparser(words: tuple[str, ...]):
