@@ -7,6 +7,7 @@
 #   install/install.sh --gimp-dir DIR  # the GIMP 3 profile (or its plug-ins folder) to install into
 #   install/install.sh --no-gimp       # engine only, no GIMP plug-in
 #   install/install.sh --service       # also run the engine as a systemd user service (Flatpak/Snap GIMP)
+#   install/install.sh --with-ray      # also Ray, for --ray runs on this machine or a cluster (docs/scale.md)
 #   install/install.sh --uninstall     # remove the GIMP plug-in files (and the service) it installed
 set -euo pipefail
 
@@ -22,14 +23,15 @@ SERVICE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-check) CHECK=0 ;;
-        --with-tests) EXTRAS="[test]" ;;
+        --with-tests) EXTRAS="$EXTRAS,test" ;;
+        --with-ray) EXTRAS="$EXTRAS,ray" ;;
         --no-gimp) GIMP=0 ;;
         --gimp-dir) [ $# -ge 2 ] || { echo "install.sh: --gimp-dir needs a folder" >&2; exit 2; }
                     GIMP_DIR=$2; shift ;;
         --gimp-dir=*) GIMP_DIR=${1#--gimp-dir=} ;;
         --uninstall) UNINSTALL=1 ;;
         --service) SERVICE=1 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -59,7 +61,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 step "installing the engine (torch 2.14.1 + torchvision 0.29.1 and friends) into $VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e "$REPO/engine$EXTRAS"
+"$VENV/bin/python" -m pip install --quiet -e "$REPO/engine${EXTRAS:+[${EXTRAS#,}]}"
 "$VENV/bin/stylefill" --version
 if [ "$SERVICE" = 1 ]; then
     step "the engine as a systemd user service"

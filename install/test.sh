@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs the engine with its test extras (reusing the venv), then runs
+# The test command: installs the engine with its test and ray extras (reusing the venv), then runs
 # ruff and the whole pytest suite. Exits non-zero when anything fails, including "no tests".
 set -uo pipefail
 
@@ -7,7 +7,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${STYLEFILL_VENV:-$REPO/.venv}
 export STYLEFILL_VENV=$VENV
 
-"$REPO/install/install.sh" --no-check --no-gimp --with-tests || exit 1
+"$REPO/install/install.sh" --no-check --no-gimp --with-tests --with-ray || exit 1
 cd "$REPO" || exit 1
 
 echo "== ruff"
