@@ -14,11 +14,11 @@ MAX_LINES = 60
 
 # Lower layers never import higher ones (docs/architecture.md).
 LAYERS = {
-    0: {"__init__", "errors", "paths", "config", "progress", "classes", "images", "regions",
-        "sample_photos", "photo_sets", "photo_stats"},
+    0: {"__init__", "errors", "paths", "atomic", "config", "progress", "classes", "images",
+        "regions", "sample_photos", "photo_sets", "photo_stats"},
     1: {"backbones", "optvis.objectives", "optvis.param", "optvis.transforms",
         "optvis.regularizers", "optvis.patch_prior", "optvis.solver", "optvis", "patchdb",
-        "masks", "classification", "judge"},
+        "patchdb_index", "masks", "classification", "judge"},
     2: {"optvis.recipes", "completion", "styles", "style_learning", "sheets", "retrieval",
         "evaluation", "naturalness"},
     3: {"operations", "cluster"},

@@ -8,13 +8,16 @@ Images are cut into network-size crops over several scales and flips, so the geo
 cell is exact. Arrays are .npy (memory-mapped when read, no pickle) plus a faiss index file:
 an exact flat L2 index up to `IVFPQ_THRESHOLD` pairs, IVF-PQ above it so a 1M-pair database
 fits in memory (its candidates re-ranked with the exact memory-mapped features; measured in
-tests/bench/bench_patchdb.py).
+tests/bench/bench_patchdb.py). A database is one crash-safe set (`atomic`), verified whole when
+first loaded; a damaged one is rebuilt from its recorded photos and settings when it can be.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,12 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import atomic
 from .backbones import Backbone
-from .errors import InputError
+from .errors import InputError, StylefillError
 from .images import load_image, to_tensor
 from .optvis.patch_prior import normalize_sources
 from .optvis.regularizers import Whitening
+from .patchdb_index import INDEX_FILE, unit_rows
 from .paths import models_dir
 from .progress import Cancel, Progress, check, report
 from .sample_photos import packaged_photos
@@ -42,19 +48,33 @@ FEATHER_FLOOR = 0.05  # the feather window's weight at a patch's very edge
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_NAME = "default"
 DEFAULT_SCALES = (1.0, 1.5, 2.0)
+CHECK_ROWS = 100_000  # feature rows checked for NaN at a time
+
+log = logging.getLogger(__name__)
 
 
 def db_root(backbone: str) -> Path:
     return models_dir() / "patchdb" / backbone
 
 
-def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
+def image_files(folder: Path, cancel: Cancel | None = None) -> list[Path]:
+    """The image files under a folder, sorted; a cancel is seen between directory entries (a
+    folder like /usr holds hundreds of thousands)."""
+    found = []
+    for f in folder.rglob("*"):
+        check(cancel, "while listing photos")
+        if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+            found.append(f)
+    return sorted(found)
+
+
+def collect_images(inputs: Iterable[str | Path], cancel: Cancel | None = None) -> list[Path]:
     """Files and folders (searched recursively) -> sorted image paths."""
     found: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            found += image_files(p, cancel)
         elif p.is_file():
             found.append(p)
         else:
@@ -209,26 +229,8 @@ def feather_window(size: int, floor: float = FEATHER_FLOOR) -> torch.Tensor:
     return torch.outer(w, w)
 
 
-def unit_rows(feats: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length: L2 search on them ranks by cosine, which retrieved closer
-    colour layouts than raw L2 on held-out photos (docs/tuning.md)."""
-    feats = np.asarray(feats, dtype=np.float32)
-    return np.ascontiguousarray(feats / np.linalg.norm(feats, axis=1, keepdims=True).clip(1e-6))
-
-
-def _make_index(dim: int, count: int, sample: np.ndarray) -> faiss.Index:
-    if count <= IVFPQ_THRESHOLD:
-        return faiss.IndexFlatL2(dim)
-    nlist = int(4 * np.sqrt(count))
-    m = next(q for q in (64, 32, 16, 8) if dim % q == 0)
-    index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}")
-    index.do_polysemous_training = False  # unused at search time, costs ~95 s per build
-    index.train(unit_rows(sample))
-    return index
-
-
-def _gather(inputs: Sequence[str | Path | Image.Image],
-            labels: Sequence[str] | None) -> tuple[list[Image.Image | Path], list[str]]:
+def _gather(inputs: Sequence[str | Path | Image.Image], labels: Sequence[str] | None,
+            cancel: Cancel | None) -> tuple[list[Image.Image | Path], list[str]]:
     """The photos to build from (PIL images first, then the files of files and folders, read
     only when their turn comes, so hundreds of wallpaper-size photos need not fit in memory)
     and their names."""
@@ -240,7 +242,7 @@ def _gather(inputs: Sequence[str | Path | Image.Image],
             names.append(labels[i] if labels else f"image{i}")
     paths = [p for p in inputs if not isinstance(p, Image.Image)]
     if paths:
-        for p in collect_images(paths):
+        for p in collect_images(paths, cancel):
             sources.append(Path(p))
             names.append(str(p))
     return sources, names
@@ -294,23 +296,36 @@ class _Arrays:
         self.row += len(cells)
         self.crop_no += n
 
-    def finish(self) -> faiss.Index:
-        """Flush the arrays, save the statistics, build and save the index; returns it."""
+    def finish(self, cancel: Cancel | None) -> str:
+        """Flush the arrays, save the statistics, build and save the index; returns its type."""
         for array in (self.feats, self.patches, self.sources):
             array.flush()
+        del self.feats, self.patches, self.sources  # close the memory maps
         np.save(self.folder / "stats.npy", self.stats)
         mean = self.pixel_sum / self.pixel_n
         np.savez(self.folder / "colour.npz", mean=mean,
                  cov=self.pixel_outer / self.pixel_n - np.outer(mean, mean))
-        count, channels = self.feats.shape
-        rng = np.random.default_rng(0)
-        sample = self.feats[np.sort(rng.choice(count, min(count, 100_000), replace=False))]
-        index = _make_index(channels, count, sample)
-        for start in range(0, count, 50_000):
-            index.add(unit_rows(self.feats[start : start + 50_000]))
-        faiss.write_index(index, str(self.folder / "index.faiss"))
-        del self.feats, self.patches, self.sources  # close the memory maps before the rename
-        return index
+        return _index_in_child(self.folder, cancel)
+
+
+def _index_in_child(folder: Path, cancel: Cancel | None) -> str:
+    """Build index.faiss in a child process (`patchdb_index`), killed at once on a cancel
+    (faiss's training cannot be interrupted); returns the index's type name."""
+    proc = subprocess.Popen([sys.executable, "-m", "stylefill.patchdb_index", str(folder),
+                             str(IVFPQ_THRESHOLD)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                proc.kill()
+                proc.communicate()
+                check(cancel, "while indexing the patch database")
+    if proc.returncode:
+        detail = err.decode(errors="replace").strip()[-800:] or f"exit status {proc.returncode}"
+        raise StylefillError(f"indexing the patch database failed ({detail})")
+    return out.decode().strip()
 
 
 def build(
@@ -327,88 +342,180 @@ def build(
 ) -> PatchDB:
     """Build and save a database from photos (paths, folders or PIL images); returns it loaded.
 
-    It is written into a hidden sibling folder and renamed into place when complete, so a
-    cancelled or failed build leaves the previous database (if any) as it was.
+    It is written as a new version of the database's folder and switched to when complete
+    (`atomic.replacing`), so a cancelled, failed or killed build leaves the previous database
+    (if any) as it was.
     """
     if not name or "/" in name or name.startswith("."):
         raise InputError(f"'{name}' is not a valid database name")
-    images, names = _gather(inputs, labels)
+    images, names = _gather(inputs, labels, cancel)
     size, m, c = backbone.input_size, backbone.map_size(backbone.input_size), backbone.feature_channels
-    patch = backbone.cell_patch
-    patch_px = patch_px or patch
+    patch_px = patch_px or backbone.cell_patch
     total_crops = _count_crops(images, size, scales, flips, progress, cancel)
-    final = db_root(backbone.name) / name
-    tmp = final.with_name(f".{name}.building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        arrays = _Arrays(tmp, total_crops * m * m, total_crops, c, patch_px)
+    with atomic.replacing(db_root(backbone.name) / name, "patchdb", cancel) as version:
+        arrays = _Arrays(version, total_crops * m * m, total_crops, c, patch_px)
         for img in images:
-            crops = network_crops(_image(img), size, scales, flips)
-            for start in range(0, len(crops), batch):
-                check(cancel, "while building the patch database")
-                x = torch.cat([to_tensor(cr) for cr in crops[start : start + batch]])
-                with torch.no_grad():
-                    pool5 = backbone.features(backbone.normalize(x.to(backbone.device))).cpu()
-                pp = cell_patches(x, m, patch)
-                if patch_px != patch:
-                    pp = F.interpolate(pp, size=(patch_px, patch_px), mode="area")
-                arrays.add(x, pool5.permute(0, 2, 3, 1).reshape(-1, c), pp)
-                report(progress, arrays.crop_no / total_crops,
-                       f"patch pairs from crop {arrays.crop_no}/{total_crops}")
-        index = arrays.finish()
+            _add_photo(arrays, _image(img), backbone, scales, flips, batch, total_crops,
+                       progress, cancel)
+        index = arrays.finish(cancel)
+        atomic.fault_point("patchdb:index")
         meta = {
             "name": name, "backbone": backbone.name, "weights": backbone.weights_name,
             "count": total_crops * m * m, "channels": c, "map_size": m, "input_size": size,
-            "cell_patch": patch, "patch_px": patch_px, "scales": list(scales), "flips": flips,
-            "index": type(index).__name__, "metric": "cosine", "images": names,
+            "cell_patch": backbone.cell_patch, "patch_px": patch_px, "scales": list(scales),
+            "flips": flips, "index": index, "metric": "cosine", "images": names,
             "crops": total_crops, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (version / "meta.json").write_text(json.dumps(meta, indent=1))
     return load(backbone.name, name)
 
 
+def _add_photo(arrays: _Arrays, img: Image.Image, backbone: Backbone, scales: Sequence[float],
+               flips: bool, batch: int, total_crops: int, progress: Progress | None,
+               cancel: Cancel | None) -> None:
+    """One photo's crops: their pool5 cells and centre patches, a batch at a time."""
+    size, patch = backbone.input_size, backbone.cell_patch
+    m, c = backbone.map_size(size), backbone.feature_channels
+    crops = network_crops(img, size, scales, flips)
+    for start in range(0, len(crops), batch):
+        check(cancel, "while building the patch database")
+        x = torch.cat([to_tensor(cr) for cr in crops[start : start + batch]])
+        with torch.no_grad():
+            pool5 = backbone.features(backbone.normalize(x.to(backbone.device))).cpu()
+        pp = cell_patches(x, m, patch)
+        if arrays.patches.shape[1] != patch:
+            pp = F.interpolate(pp, size=arrays.patches.shape[1:3], mode="area")
+        arrays.add(x, pool5.permute(0, 2, 3, 1).reshape(-1, c), pp)
+        atomic.fault_point("patchdb:rows")
+        report(progress, arrays.crop_no / total_crops,
+               f"patch pairs from crop {arrays.crop_no}/{total_crops}")
+
+
+class Damaged(InputError):
+    """A database that is not what a build writes; `recipe` is its meta.json when that is
+    readable (the photos and settings to rebuild it from)."""
+
+    def __init__(self, message: str, recipe: dict | None):
+        super().__init__(message)
+        self.recipe = recipe
+
+
+class _Meta(BaseModel):
+    """meta.json as a build writes it: what the arrays' shapes and a rebuild depend on."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    name: str
+    backbone: str
+    count: int
+    channels: int
+    crops: int
+    map_size: int
+    input_size: int
+    cell_patch: int
+    patch_px: int
+    scales: list[float]
+    flips: bool
+    images: list[str]
+
+
+_SOUND: set[tuple] = set()  # versions verified whole in this process (by their files' stats)
+
+
 def load(backbone: str, name: str) -> PatchDB:
-    path = db_root(backbone) / name
-    meta_file = path / "meta.json"
-    if not meta_file.is_file():
+    """The database, verified whole the first time this process loads its files: every
+    array's dtype, shape and range, NaN-free features and statistics, the index's size. A
+    missing one raises InputError, a damaged one `Damaged`, both saying how to build it."""
+    folder = db_root(backbone) / name
+    try:
+        db = atomic.read(folder, lambda version: _verified(version, backbone, name))
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise Damaged(f"patch database '{name}' at {folder} is damaged ({_reason(exc)}); rebuild "
+                      f"it with: stylefill patchdb build ... --name {name}", _recipe(folder)) from None
+    if db is None:
         raise InputError(f"no patch database '{name}' for backbone {backbone}; "
                          f"build one with: stylefill patchdb build IMAGES... --name {name}")
-    try:
-        meta = json.loads(meta_file.read_text())
-        db = PatchDB(
-            path=path, meta=meta,
-            features=np.load(path / "features.npy", mmap_mode="r"),
-            patches=np.load(path / "patches.npy", mmap_mode="r"),
-            sources=np.load(path / "sources.npy", mmap_mode="r"),
-            stats=np.load(path / "stats.npy"),
-            index=faiss.read_index(str(path / "index.faiss")),
-        )
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise InputError(f"patch database '{name}' at {path} is damaged ({exc}); rebuild it with "
-                         f"stylefill patchdb build ... --name {name}") from None
-    if db.index.ntotal != len(db.features):
-        raise InputError(f"patch database '{name}' at {path} is incomplete; rebuild it")
     if not isinstance(db.index, faiss.IndexFlat):
         faiss.extract_index_ivf(db.index).nprobe = NPROBE
     return db
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"meta.json: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(exc)
+
+
+def _verified(version: Path | None, backbone: str, name: str) -> PatchDB | None:
+    if version is None or not (version / "meta.json").is_file():
+        return None
+    raw = (version / "meta.json").read_bytes()
+    meta = _Meta.model_validate_json(raw)
+    if meta.backbone != backbone or meta.count != meta.crops * meta.map_size ** 2:
+        raise ValueError(f"meta.json describes {meta.count} pairs of {meta.backbone}")
+    db = PatchDB(path=version, meta=json.loads(raw),
+                 features=np.load(version / "features.npy", mmap_mode="r"),
+                 patches=np.load(version / "patches.npy", mmap_mode="r"),
+                 sources=np.load(version / "sources.npy", mmap_mode="r"),
+                 stats=np.load(version / "stats.npy"),
+                 index=faiss.read_index(str(version / INDEX_FILE)))
+    stamp = (str(version), *((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                             for f in sorted(version.iterdir())))
+    if stamp not in _SOUND:
+        _check_arrays(db, meta)
+        _colour(version)
+        _SOUND.add(stamp)
+    return db
+
+
+def _check_arrays(db: PatchDB, meta: _Meta) -> None:
+    n, p = meta.count, meta.patch_px
+    expected = {"features": (np.float16, (n, meta.channels)), "patches": (np.uint8, (n, p, p, 3)),
+                "sources": (np.int32, (n,)), "stats": (np.float32, (meta.crops, 4, 3))}
+    for key, (dtype, shape) in expected.items():
+        a = getattr(db, key)
+        if a.dtype != dtype or a.shape != shape:
+            raise ValueError(f"{key}.npy is {a.dtype} {a.shape}, expected {np.dtype(dtype)} {shape}")
+    if db.index.ntotal != n or db.index.d != meta.channels:
+        raise ValueError(f"the index holds {db.index.ntotal} of {n} pairs; it is incomplete")
+    if n and not (0 <= int(db.sources.min()) and int(db.sources.max()) < meta.crops):
+        raise ValueError("sources.npy names crops that do not exist")
+    if not np.isfinite(db.stats).all() or not all(
+            np.isfinite(db.features[i : i + CHECK_ROWS]).all() for i in range(0, n, CHECK_ROWS)):
+        raise ValueError("features or statistics hold NaN or infinite values")
+
+
+def _colour(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The database's pixel mean (3,) and covariance (3, 3), finite."""
+    with np.load(folder / "colour.npz") as data:
+        mean, cov = data["mean"], data["cov"]
+    if mean.shape != (3,) or cov.shape != (3, 3) or not (np.isfinite(mean).all()
+                                                         and np.isfinite(cov).all()):
+        raise ValueError("colour.npz is not a finite mean and covariance of RGB")
+    return mean, cov
+
+
+def _recipe(folder: Path) -> dict | None:
+    """A damaged database's meta.json, if it is readable: what to rebuild it from."""
+    try:
+        version = atomic.current(folder)
+        return _Meta.model_validate_json((version / "meta.json").read_bytes()).model_dump()
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def list_dbs(backbone: str | None = None) -> list[dict]:
     roots = [db_root(backbone)] if backbone else sorted((models_dir() / "patchdb").glob("*"))
     found = []
     for root in roots:
-        for meta in sorted(root.glob("*/meta.json")):
+        for folder in sorted(root.iterdir()) if root.is_dir() else ():
             try:
-                found.append(json.loads(meta.read_text()))
+                version = atomic.current(folder)
+                if version is None or not (version / "meta.json").exists():
+                    continue
+                found.append(json.loads((version / "meta.json").read_text()))
             except (OSError, ValueError):
-                found.append({"name": meta.parent.name, "backbone": root.name, "damaged": True})
+                found.append({"name": folder.name, "backbone": root.name, "damaged": True})
     return found
 
 
@@ -428,33 +535,61 @@ PRESETS = {"open-photos": Preset(
 AUTO = "auto"  # the broadest database built for the backbone: a preset if one is, else the default
 
 
-def open_db(backbone: Backbone, name: str = AUTO, progress: Progress | None = None) -> PatchDB:
+def open_db(backbone: Backbone, name: str = AUTO, progress: Progress | None = None,
+            cancel: Cancel | None = None) -> PatchDB:
     """The named database; AUTO takes the first preset built for this backbone, else the
-    embedded default (built on first use)."""
+    embedded default (built on first use). A damaged one is rebuilt (`rebuild`)."""
     if name == AUTO:
-        for preset in PRESETS:
-            if (db_root(backbone.name) / preset / "meta.json").is_file():
-                return load(backbone.name, preset)
-        return default_db(backbone, progress)
+        name = next((p for p in PRESETS if _has_db(backbone.name, p)), DEFAULT_NAME)
     if name == DEFAULT_NAME:
-        return default_db(backbone, progress)
-    return load(backbone.name, name)
+        return default_db(backbone, progress, cancel)
+    try:
+        return load(backbone.name, name)
+    except Damaged as exc:
+        return rebuild(backbone, name, exc, progress, cancel)
 
 
-def default_db(backbone: Backbone, progress: Progress | None = None) -> PatchDB:
-    """The embedded default database, built on first use from photos shipped in packages."""
+def _has_db(backbone: str, name: str) -> bool:
+    try:
+        version = atomic.current(db_root(backbone) / name)
+    except ValueError:
+        return True  # damaged: opened, and rebuilt
+    return version is not None and (version / "meta.json").is_file()
+
+
+def default_db(backbone: Backbone, progress: Progress | None = None,
+               cancel: Cancel | None = None) -> PatchDB:
+    """The embedded default database, built on first use from photos shipped in packages (and
+    again when it is damaged)."""
     try:
         return load(backbone.name, DEFAULT_NAME)
+    except Damaged as exc:
+        log.warning("%s; rebuilding it from the packaged photos", exc)
+        report(progress, 0.0, f"rebuilding the damaged default patch database ({exc})")
     except InputError:
-        photos = packaged_photos()
-        return build(list(photos.values()), backbone, DEFAULT_NAME, progress=progress,
-                     labels=list(photos))
+        pass
+    photos = packaged_photos()
+    return build(list(photos.values()), backbone, DEFAULT_NAME, progress=progress,
+                 labels=list(photos), cancel=cancel)
+
+
+def rebuild(backbone: Backbone, name: str, damaged: Damaged, progress: Progress | None = None,
+            cancel: Cancel | None = None) -> PatchDB:
+    """A damaged database built again from the photos and settings its meta.json recorded;
+    when those are unreadable or gone, the damage is reported (with the command to rebuild)."""
+    recipe = damaged.recipe
+    if recipe is None or not all(Path(p).is_file() for p in recipe["images"]):
+        raise damaged
+    log.warning("%s; rebuilding it from its %d photos", damaged, len(recipe["images"]))
+    report(progress, 0.0, f"rebuilding the damaged patch database '{name}'")
+    return build(recipe["images"], backbone, name, scales=recipe["scales"], flips=recipe["flips"],
+                 patch_px=recipe["patch_px"], progress=progress, cancel=cancel)
 
 
 def colour_whitening(db: PatchDB) -> Whitening:
     """The colour ZCA of the database's pixels (paper Sec. 5 whitening)."""
     try:
-        data = np.load(db.path / "colour.npz")
+        mean, cov = _colour(db.path)
     except (OSError, ValueError) as exc:
         raise InputError(f"patch database at {db.path} is damaged ({exc}); rebuild it") from None
-    return Whitening.from_moments(torch.from_numpy(data["mean"]), torch.from_numpy(data["cov"]))
+    return Whitening.from_moments(torch.from_numpy(mean), torch.from_numpy(cov))

@@ -9,37 +9,49 @@ from the topic's own images.
 Topics are learned from a folder of photos, or without data from class visualisations under
 random m6-7 dropout pathways (each pathway is one member of the network's ensemble, so the
 samples spread over the class's cone). Stored under models/styles/<backbone>/<class>/ as JSON,
-.npy and PNG, written into a temporary folder and renamed into place; never pickled.
+.npy and PNG, never pickled, as one crash-safe set (`atomic`: a kill or a full disk while
+writing leaves the previous styles), and verified whole when loaded.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import shutil
-import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import atomic
 from .backbones import DEFAULT_BACKBONE, Backbone, Masks, load_backbone
 from .classes import imagenet_classes, resolve_class
 from .errors import InputError
 from .images import fit_square, load_image, to_pil, to_tensor
 from .optvis.recipes import PATCH_WEIGHT, VisualizationSettings, visualize, visualize_members
-from .patchdb import IMAGE_SUFFIXES
+from .patchdb import IMAGE_SUFFIXES, image_files
 from .paths import models_dir
 from .progress import Cancel, Progress, check, report, scaled
 
 FORMAT = 1
 PREVIEW_SIZE = 224
+ARRAYS = {"directions": np.float32, "masks": np.bool_, "features": np.float32,
+          "loadings": np.float32}
+MAX_STORED_PIXELS = 4096 * 4096  # a stored PNG is a preview or a sample, never larger
+NMF_ITERS = 1000
+NMF_CHUNK_WORK = 4e8  # rows x units x topics x iterations per NMF call: ~0.25 s, then a cancel check
+BATCH = 16            # images per network pass (a cancel is checked between passes)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,86 +151,189 @@ def class_dir(index: int, name: str, backbone: str, root: Path | None = None) ->
     return (root or models_dir()) / "styles" / backbone / slug
 
 
-def _relearn(cls: str) -> str:
+class Damaged(InputError):
+    """Stored styles that are not what a learning run writes; `rebuildable` when they can be
+    learned again without the user (data-free ones, or ones whose source is unreadable)."""
+
+    def __init__(self, message: str, rebuildable: bool):
+        super().__init__(message)
+        self.rebuildable = rebuildable
+
+
+class _Meta(BaseModel):
+    """styles.json as a learning run writes it (extra keys are the run's notes: seed, ...)."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow")
+    format: Literal[1]
+    index: int
+    backbone: str
+    source: str
+    image_names: list[str]
+    styles: list[Style]
+
+
+def _relearn(cls: str, source: str | None = None) -> str:
+    if source and source.startswith("folder:"):
+        return f"relearn them with `stylefill styles learn \"{cls}\" --from {source[7:]}`"
     return (f"relearn them with `stylefill styles learn \"{cls}\" --data-free` "
             f"(or --from FOLDER)")
 
 
 def load(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, root: Path | None = None) -> StyleSet:
-    """Load stored styles; missing or damaged files raise InputError saying how to relearn."""
+    """Load stored styles, verified whole (every array's shape, dtype and values, every file
+    name inside its folder, every PNG decodable); missing styles raise InputError, damaged ones
+    `Damaged`, each saying how to relearn them."""
     name = backbone.name if isinstance(backbone, Backbone) else backbone
     index, cname = resolve_class(cls, imagenet_classes())
     folder = class_dir(index, cname, name, root)
-    meta_path = folder / "styles.json"
-    if not meta_path.is_file():
-        raise InputError(f"no styles learned for '{cname}' with {name} yet; {_relearn(cname)}")
     try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"format {meta.get('format')} (this version reads {FORMAT})")
-        styles = [Style(**s) for s in meta["styles"]]
-        arrays = {k: np.load(folder / f"{k}.npy", allow_pickle=False)
-                  for k in ("directions", "masks", "features", "loadings")}
-        k, n = len(styles), len(meta["image_names"])
-        units = arrays["directions"].shape[-1]
-        expected = {"directions": (k, units), "masks": (k, units), "features": (n, units),
-                    "loadings": (n, k)}
-        for key, shape in expected.items():
-            if arrays[key].shape != shape:
-                raise ValueError(f"{key}.npy has shape {arrays[key].shape}, expected {shape}")
-        for s in styles:
-            if not (folder / s.preview).is_file():
-                raise ValueError(f"preview {s.preview} is missing")
+        found = atomic.read(folder, lambda version: _verified(version, cname, index, name))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"styles of '{cname}' ({name}) in {folder} are damaged ({exc}); "
-                         f"{_relearn(cname)}") from None
-    return StyleSet(cname, index, name, meta["source"], styles, arrays["directions"],
-                    arrays["masks"].astype(bool), arrays["features"], arrays["loadings"],
-                    list(meta["image_names"]), folder, meta)
+        source = exc.source if isinstance(exc, _Unsound) else None
+        raise Damaged(f"styles of '{cname}' ({name}) in {folder} are damaged ({_reason(exc)}); "
+                      f"{_relearn(cname, source)}", not str(source).startswith("folder:")) from None
+    if found is None:
+        raise InputError(f"no styles learned for '{cname}' with {name} yet; {_relearn(cname)}")
+    return found
+
+
+class _Unsound(ValueError):
+    """A set whose styles.json is sound but whose other parts are not (its source known)."""
+
+    def __init__(self, reason: str, source: str):
+        super().__init__(reason)
+        self.source = source
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"styles.json: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(exc)
+
+
+def _verified(version: Path | None, cname: str, index: int, backbone: str) -> StyleSet | None:
+    """The set in `version` if every part of it is what a learning run writes; None if none."""
+    if version is None or not (version / "styles.json").is_file():
+        return None
+    raw = (version / "styles.json").read_bytes()
+    meta = _Meta.model_validate_json(raw)
+    try:
+        if meta.index != index or meta.backbone != backbone:
+            raise ValueError(f"styles.json is for class {meta.index} of {meta.backbone}")
+        arrays = _arrays(version, len(meta.styles), len(meta.image_names))
+        _check_styles(meta, arrays["masks"])
+        _check_files(version, meta)
+    except (OSError, ValueError) as exc:
+        raise _Unsound(str(exc), meta.source) from None
+    return StyleSet(cname, index, backbone, meta.source, list(meta.styles), arrays["directions"],
+                    arrays["masks"], arrays["features"], arrays["loadings"],
+                    list(meta.image_names), version, json.loads(raw))
+
+
+def _arrays(version: Path, k: int, n: int) -> dict[str, np.ndarray]:
+    """The .npy files, each of the dtype and shape the set's counts give, finite and >= 0."""
+    arrays = {key: np.load(version / f"{key}.npy", allow_pickle=False) for key in ARRAYS}
+    if arrays["directions"].ndim != 2:
+        raise ValueError(f"directions.npy has shape {arrays['directions'].shape}, expected (K, units)")
+    units = arrays["directions"].shape[1]
+    shapes = {"directions": (k, units), "masks": (k, units), "features": (n, units),
+              "loadings": (n, k)}
+    for key, dtype in ARRAYS.items():
+        a = arrays[key]
+        if a.dtype != dtype:
+            raise ValueError(f"{key}.npy holds {a.dtype}, expected {np.dtype(dtype)}")
+        if a.shape != shapes[key]:
+            raise ValueError(f"{key}.npy has shape {a.shape}, expected {shapes[key]}")
+        if a.dtype.kind == "f" and not (np.isfinite(a).all() and (a >= 0).all()):
+            raise ValueError(f"{key}.npy holds NaN, infinite or negative values")
+    return arrays
+
+
+def _check_styles(meta: _Meta, masks: np.ndarray) -> None:
+    if not meta.styles or len(meta.image_names) < len(meta.styles):
+        raise ValueError(f"{len(meta.styles)} styles of {len(meta.image_names)} images")
+    for k, s in enumerate(meta.styles):
+        if s.id != k or not -1e-6 <= s.weight <= 1 + 1e-6 or s.units != int(masks[k].sum()) or not s.units:
+            raise ValueError(f"style {k} in styles.json does not match the arrays")
+    if meta.source != "data-free" and not meta.source.startswith("folder:/"):
+        raise ValueError(f"unknown source '{meta.source[:80]}'")
+
+
+def _check_files(version: Path, meta: _Meta) -> None:
+    """Previews and data-free samples are PNG files of the set's own folder; a folder's photos
+    are absolute paths inside that folder (checked by name: they may have moved since)."""
+    names = {s.preview for s in meta.styles}
+    photos = set(meta.image_names).union(*(s.images for s in meta.styles))
+    if meta.source == "data-free":
+        names |= photos
+    else:
+        source = meta.source[len("folder:"):]
+        outside = [p for p in photos if os.path.normpath(p) != p
+                   or not Path(p).is_relative_to(source) or p == source]
+        if outside:
+            raise ValueError(f"image {outside[0][:120]!r} is not a photo of {source}")
+    for name in sorted(names):
+        _check_png(version, name)
+
+
+def _check_png(version: Path, name: str) -> None:
+    path = version / name
+    if Path(name).name != name or name.startswith(".") or path.is_symlink() or not path.is_file():
+        raise ValueError(f"{name[:120]!r} is not a file of the styles' folder")
+    try:
+        with Image.open(path) as img:
+            if img.format != "PNG" or img.width * img.height > MAX_STORED_PIXELS:
+                raise ValueError(f"{name} is not a preview-size PNG")
+            img.load()
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{name} cannot be decoded ({exc})") from None
 
 
 def list_classes(backbone: str = DEFAULT_BACKBONE, root: Path | None = None) -> list[str]:
     """Class folders with stored styles for a backbone."""
     base = (root or models_dir()) / "styles" / backbone
-    return sorted(p.parent.name for p in base.glob("*/styles.json")) if base.is_dir() else []
+    return sorted(p.name for p in base.iterdir() if _has_styles(p)) if base.is_dir() else []
 
 
-def _save(ss: StyleSet, previews: Sequence[Image.Image], extra_images: dict[str, Image.Image]) -> StyleSet:
-    """Write everything into a temporary sibling folder, then swap it into place."""
-    final = ss.root
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+def _has_styles(folder: Path) -> bool:
     try:
-        for key in ("directions", "masks", "features", "loadings"):
-            np.save(tmp / f"{key}.npy", getattr(ss, key), allow_pickle=False)
+        version = atomic.current(folder)
+    except ValueError:
+        return True  # damaged: listed, and its load says so
+    return version is not None and (version / "styles.json").is_file()
+
+
+def _save(ss: StyleSet, previews: Sequence[Image.Image], extra_images: dict[str, Image.Image],
+          cancel: Cancel | None = None) -> StyleSet:
+    """Write the set as a new version of the class's styles and switch to it in one step
+    (`atomic.replacing`); `ss.root` is the class folder, and becomes the version's folder."""
+    with atomic.replacing(ss.root, "styles", cancel) as version:
+        for key in ARRAYS:
+            np.save(version / f"{key}.npy", getattr(ss, key), allow_pickle=False)
+        atomic.fault_point("styles:arrays")
         for style, img in zip(ss.styles, previews, strict=True):
-            img.save(tmp / style.preview)
+            img.save(version / style.preview)
         for fname, img in extra_images.items():
-            img.save(tmp / fname)
+            img.save(version / fname)
+        atomic.fault_point("styles:images")
         meta = {"format": FORMAT, "class": ss.cls, "index": ss.index, "backbone": ss.backbone,
                 "source": ss.source, "image_names": ss.image_names,
                 "styles": [s.__dict__ for s in ss.styles], **ss.meta}
-        (tmp / "styles.json").write_text(json.dumps(meta, indent=2) + "\n")
-        old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (version / "styles.json").write_text(json.dumps(meta, indent=2) + "\n")
+    ss.root = version
     return ss
 
 
 # ---------------------------------------------------------------------------------- learning
 
-def fc7_features(net: Backbone, images: torch.Tensor, batch: int = 16) -> np.ndarray:
+def fc7_features(net: Backbone, images: torch.Tensor, batch: int = BATCH,
+                 cancel: Cancel | None = None) -> np.ndarray:
     """(N, 3, H, W) images -> (N, units) clean fc7 features (non-negative)."""
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch):
+            check(cancel, "while computing features")
             x = images[i:i + batch].to(net.device)
             if x.shape[-1] != net.input_size:
                 x = F.interpolate(x, size=net.input_size, mode="bilinear", antialias=True)
@@ -226,17 +341,34 @@ def fc7_features(net: Backbone, images: torch.Tensor, batch: int = 16) -> np.nda
     return torch.cat(out).numpy().astype(np.float32)
 
 
-def factorize(features: np.ndarray, topics: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def factorize(features: np.ndarray, topics: int, seed: int,
+              cancel: Cancel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn NMF: features (N, U) ~ loadings (N, K) @ directions (K, U).
 
+    A fit cannot be interrupted, so a large one runs as calls of about a quarter second, each
+    starting where the last stopped (its W and H), with a cancel check between them; the chunk
+    length depends only on the data's size, so a seed gives the same topics every time. Small
+    fits (every folder of a few hundred photos) are one call, as before.
     Directions are returned with unit norm (loadings rescaled to match), ordered by the share
     of feature mass each explains.
     """
     from sklearn.decomposition import NMF
+    from sklearn.exceptions import ConvergenceWarning
 
-    model = NMF(n_components=topics, init="nndsvda", random_state=seed, max_iter=1000, tol=1e-5)
-    w = model.fit_transform(features)
-    h = model.components_
+    chunk = max(1, min(NMF_ITERS, int(NMF_CHUNK_WORK / features.size / topics)))
+    w = h = None
+    done = 0
+    while done < NMF_ITERS:
+        check(cancel, "while factorising (NMF)")
+        step = min(chunk, NMF_ITERS - done)
+        model = NMF(n_components=topics, init="nndsvda" if w is None else "custom",
+                    random_state=seed, max_iter=step, tol=1e-5)
+        with warnings.catch_warnings():  # a chunk ending before convergence is not a warning
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            w = model.fit_transform(features, W=w, H=h)
+        h, done = model.components_, done + step
+        if model.n_iter_ < step:  # converged within the chunk
+            break
     norms = np.linalg.norm(h, axis=1).clip(1e-12)
     h, w = h / norms[:, None], w * norms[None, :]
     order = np.argsort(-w.sum(0))
@@ -269,24 +401,26 @@ def sample_data_free(net: Backbone, index: int, settings: DataFreeSettings, seed
                              lr=settings.lr, seed=seed, progress=progress, cancel=cancel)
 
 
-def folder_images(folder: str | Path) -> list[Path]:
+def folder_images(folder: str | Path, cancel: Cancel | None = None) -> list[Path]:
     """The image files of a folder, recursively, sorted."""
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"{folder}: not a folder")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = image_files(root, cancel)
     if not paths:
         raise InputError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return paths
 
 
 def read_images(paths: Sequence[Path], size: int, label: str = "",
-                cancel: Cancel | None = None) -> tuple[list[Path], torch.Tensor]:
+                cancel: Cancel | None = None,
+                progress: Progress | None = None) -> tuple[list[Path], torch.Tensor]:
     """The readable ones of `paths` at network size (unreadable files are skipped, not fatal:
     a folder of photos often holds a broken one)."""
     kept, tensors = [], []
-    for p in paths:
+    for i, p in enumerate(paths):
         check(cancel, "while reading photos")
+        report(progress, i / len(paths), f"reading photo {i + 1}/{len(paths)}")
         try:
             tensors.append(to_tensor(fit_square(load_image(p), size)))
             kept.append(p)
@@ -314,12 +448,18 @@ def _folder_images(net: Backbone, index: int, name: str, folder: str | Path, kee
                    cancel: Cancel | None) -> tuple[torch.Tensor, dict]:
     """The folder's photos that the network ranks among its top `min_rank` for the class (all
     with `keep_all`), and what to store of them (the dropped ones are listed)."""
-    report(progress, 0.0, "reading photos")
-    paths, images = read_images(folder_images(folder), net.input_size, f"{folder}: ", cancel)
-    paths = [p.resolve() for p in paths]
+    report(progress, 0.0, "listing photos")
+    paths, images = read_images(folder_images(folder, cancel), net.input_size, f"{folder}: ",
+                                cancel, scaled(progress, 0.0, 0.3))
+    root = Path(folder).resolve()
+    paths = [root / p.relative_to(folder) for p in paths]  # inside the folder, as stored
+    logits = []
     with torch.no_grad():
-        logits = torch.cat([net(images[i:i + 16].to(net.device)).logits.cpu()
-                            for i in range(0, len(images), 16)])
+        for i in range(0, len(images), BATCH):
+            check(cancel, "while classifying photos")
+            report(progress, 0.3 + 0.2 * i / len(images), f"classifying photo {i + 1}/{len(images)}")
+            logits.append(net(images[i:i + BATCH].to(net.device)).logits.cpu())
+    logits = torch.cat(logits)
     rank = (logits > logits[:, index:index + 1]).sum(1)
     inside = ((rank < min_rank) | keep_all).tolist()
     kept = [p for p, ok in zip(paths, inside, strict=True) if ok]
@@ -327,7 +467,7 @@ def _folder_images(net: Backbone, index: int, name: str, folder: str | Path, kee
         raise InputError(f"{folder}: only {len(kept)} image(s) look like '{name}' (top-{min_rank}); "
                          f"add photos of the class or pass --keep-all")
     return images[torch.tensor(inside)], {
-        "names": [str(p) for p in kept], "source": f"folder:{Path(folder).resolve()}", "extra": {},
+        "names": [str(p) for p in kept], "source": f"folder:{root}", "extra": {},
         "dropped": [str(p) for p, ok in zip(paths, inside, strict=True) if not ok]}
 
 
@@ -336,7 +476,7 @@ def _styles_of(net: Backbone, index: int, images: torch.Tensor, names: list[str]
                progress: Progress | None, cancel: Cancel | None):
     """NMF topics of the images' fc7 features, each with its m7 mask, its nearest images and
     a preview (the class through that pathway, with a patch prior from those images)."""
-    loadings, directions = factorize(features, k, seed)
+    loadings, directions = factorize(features, k, seed, cancel)
     masks = topic_masks(directions)
     mass = loadings.sum(0) / max(float(loadings.sum()), 1e-12)
     vis = settings.visualization()
@@ -391,8 +531,8 @@ def learn(
     k = topics or 4
     if k < 1 or k > len(images):
         raise InputError(f"--topics must be between 1 and the number of images ({len(images)})")
-    report(progress, 0.5, "factorising fc7 features (NMF)")
-    features = fc7_features(net, images)
+    report(progress, 0.5, "fc7 features and their factorisation (NMF)")
+    features = fc7_features(net, images, cancel=cancel)
     styles, directions, masks, loadings, previews = _styles_of(
         net, index, images, found["names"], k, features, seed, preview_settings,
         scaled(progress, 0.55, 1.0), cancel)
@@ -401,17 +541,29 @@ def learn(
     ss = StyleSet(name, index, net.name, found["source"], styles, directions, masks, features,
                   loadings, found["names"], class_dir(index, name, net.name, root), meta)
     report(progress, 1.0, "saving")
-    return _save(ss, previews, found["extra"])
+    return _save(ss, previews, found["extra"], cancel)
 
 
 def is_learned(cls: str | int, backbone: str = DEFAULT_BACKBONE, root: Path | None = None) -> bool:
-    index, cname = resolve_class(cls, imagenet_classes())
-    return (class_dir(index, cname, backbone, root) / "styles.json").is_file()
+    """Whether the class has styles to load: sound ones, or damaged ones learned from a folder
+    (their load says which command relearns them). Damaged data-free styles count as not
+    learned, so whoever asks learns them again (and the log says why)."""
+    try:
+        load(cls, backbone, root)
+    except Damaged as exc:
+        if exc.rebuildable:
+            log.warning("%s; they are learned again when next needed", exc)
+        return not exc.rebuildable
+    except InputError:
+        return False
+    return True
 
 
 def load_or_learn(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, *, seed: int = 0,
-                  root: Path | None = None, progress: Progress | None = None, cancel=None) -> StyleSet:
-    """Stored styles, or data-free ones learned now and cached (the offline default)."""
+                  root: Path | None = None, progress: Progress | None = None,
+                  cancel: Cancel | None = None) -> StyleSet:
+    """Stored styles, or data-free ones learned now and cached (the offline default; also
+    when stored data-free ones are damaged)."""
     name = backbone.name if isinstance(backbone, Backbone) else backbone
     index, _ = resolve_class(cls, imagenet_classes())
     if is_learned(index, name, root):

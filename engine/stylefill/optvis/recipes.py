@@ -184,7 +184,8 @@ def invert(net: Backbone, photo: torch.Tensor, *, prior: str = "patch", init: st
     pool5, target = seen.pool5, seen.layer(layer)
     needs_knn = init == "patchdb" or prior == "patch"  # start image / candidates and statistics
     if db is None and uses_database(prior, init, whiten):
-        db = patchdb.default_db(net, scaled(progress, 0.0, 0.0, "building the patch database: "))
+        db = patchdb.default_db(net, scaled(progress, 0.0, 0.0, "building the patch database: "),
+                                cancel)
     knn = ids = None
     if needs_knn:
         report(progress, 0.0, "finding the nearest database patches")
@@ -224,14 +225,15 @@ def _inversion_prior(db: patchdb.PatchDB, target: torch.Tensor, ids: np.ndarray,
 
 
 def _visual_prior(net: Backbone, settings: VisualizationSettings, prior_images: torch.Tensor | None,
-                  db: patchdb.PatchDB | None, seed: int) -> PatchPrior | None:
+                  db: patchdb.PatchDB | None, seed: int,
+                  cancel: Cancel | None = None) -> PatchPrior | None:
     """The global patch prior of a visualisation: patches of `prior_images` (a style's own
     images) when given, else 20,000 random patches of the database."""
     if not settings.patch:
         return None
     if prior_images is not None:
         return PatchPrior.from_images(prior_images, seed=seed)
-    db = db or patchdb.default_db(net)
+    db = db or patchdb.default_db(net, cancel=cancel)
     ids = torch.randperm(len(db), generator=torch.Generator().manual_seed(int(seed)))[:20_000]
     return PatchPrior.from_patches(*db.patches_with_stats(ids.numpy()), seed=seed)
 
@@ -246,7 +248,7 @@ def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int =
     size = size or net.input_size
     start = start_noise((1, 3, size, size), seed, 0.01)
     loss = settings.regularisation()(obj.class_score(index),
-                                     _visual_prior(net, settings, prior_images, db, seed))
+                                     _visual_prior(net, settings, prior_images, db, seed, cancel))
     transforms = tf.robust(size / 224, settings.degrade) if settings.robust else ()
     result = render(net, loss, make_param(settings.param, start.to(net.device), settings.decay,
                                           settings.gain),
