@@ -76,6 +76,7 @@ class Engine:
     config: Path | None = None  # the subprocess engine's config dir (token file) and log
     log: Path | None = None
     models: Path | None = None  # its models dir (styles a test learns for it go here)
+    pid: int | None = None  # the subprocess engine's process id (its memory is measured)
 
     def client(self, token: str | None = "default") -> httpx.Client:
         """A client with the engine's token (default), another token, or none (None)."""
@@ -97,7 +98,7 @@ def serve_in_process(config: Path, models: Path, log: Path,
         proc.kill()
         raise RuntimeError(f"engine did not start:\n{log.read_text()}") from None
     try:
-        yield Engine(url, (config / "token").read_text().strip(), config, log, models)
+        yield Engine(url, (config / "token").read_text().strip(), config, log, models, proc.pid)
     finally:
         proc.terminate()
         try:

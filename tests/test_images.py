@@ -171,3 +171,14 @@ def test_save_with_an_unknown_format_is_an_input_error(tmp_path):
         save_image(_noise(), out)
     assert str(out) in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+
+def test_a_16_bit_photo_is_scaled_not_clipped(tmp_path):
+    """A 16-bit grey PNG keeps its tones (convert("RGB") alone made 99.7 % of it white);
+    more cases over the wire in tests/api/test_uploads.py."""
+    ramp = np.tile(np.linspace(0, 65535, 256), (8, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    got = np.asarray(load_image(tmp_path / "deep.png"))
+    assert got.shape == (8, 256, 3)
+    assert np.abs(got[..., 1].astype(int) - np.round(ramp / 257)).max() <= 1

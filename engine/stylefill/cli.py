@@ -340,7 +340,7 @@ def cmd_backbones(args: argparse.Namespace) -> dict:
 def cmd_serve(args: argparse.Namespace) -> dict:
     from .server import serve  # the web stack only when serving
 
-    serve(host=args.host, port=args.port)  # host None = 127.0.0.1
+    serve(host=args.host, port=args.port, folders=args.folders)  # host None = 127.0.0.1
     return {}
 
 
@@ -382,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1; others print a warning)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; "
                    "0: any free one, printed when bound)")
+    p.add_argument("--folders", nargs="*", metavar="DIR", help="the only folders whose files "
+                   "requests may name (learn styles from, rank, write to); default "
+                   "$STYLEFILL_FOLDERS (':'-separated), else your home folder when listening on "
+                   "loopback and none otherwise")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -1,4 +1,5 @@
-"""The user's config dir and the engine's access token (docs/protocol.md, "Transport and security").
+"""The engine's settings: its config dir, its access token, where it listens, which folders HTTP
+requests may name (docs/protocol.md, "Transport and security").
 
 The token keeps other local users' processes and web pages (DNS rebinding) from driving the
 engine; only someone who can read the 0600 file in the user's own config dir can.
@@ -6,15 +7,39 @@ engine; only someone who can read the 0600 file in the user's own config dir can
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import StylefillError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765  # the engine's address; the plug-in's side is gimp_plugin/stylefill/client.py
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, IPv6 with or without brackets) is this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def allowed_folders(host: str, given: Sequence[str] | None = None) -> list[str]:
+    """The folders HTTP requests may name (stylefill.folders): `serve --folders`, else
+    $STYLEFILL_FOLDERS (separated by ':'), else the user's home on a loopback engine and none
+    on a network one (its clients are other machines, whose users the home is not for)."""
+    if given is not None:
+        return list(given)
+    env = os.environ.get("STYLEFILL_FOLDERS")
+    if env is not None:
+        return [folder for folder in env.split(os.pathsep) if folder]
+    return [str(Path.home())] if is_loopback(host) else []
 
 
 def config_dir() -> Path:

@@ -27,13 +27,36 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
-    return _decode(path, str(path), max_pixels).convert("RGB")
+    return _rgb(_decode(path, str(path), max_pixels))
 
 
 def decode_image(data: bytes, label: str = "image", max_pixels: int = MAX_UPLOAD_PIXELS,
                  max_side: int = MAX_SIDE) -> Image.Image:
     """An encoded image sent over the wire (the server's limits) -> RGB, or InputError."""
-    return _decode(io.BytesIO(data), label, max_pixels, max_side).convert("RGB")
+    return _rgb(_decode(io.BytesIO(data), label, max_pixels, max_side))
+
+
+def _rgb(img: Image.Image) -> Image.Image:
+    """RGB without a copy of an RGB image (a 64-megapixel one is 192 MB)."""
+    img = _eight_bit(img)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """A grey image of more than 8 bits scaled to 0..255, where Pillow's convert would clip
+    it: 16-bit (PNG, TIFF, also in a 32-bit container) by its depth; float images in 0..1 (the
+    usual range) by 255; other 32-bit integer or float images stretched from their least to
+    their greatest value. NaN becomes black."""
+    if not img.mode.startswith(("I", "F")):
+        return img
+    values = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if img.mode.startswith("I") and low >= 0 and high <= 65535:
+        low, high = 0.0, 65535.0
+    elif img.mode == "F" and low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return Image.fromarray(np.round((values - low) * scale).astype(np.uint8), "L")
 
 
 def decode_mask(data: bytes, size: tuple[int, int], label: str = "mask") -> np.ndarray:
@@ -104,7 +127,8 @@ def _decode(source: Path | BinaryIO, label: str, max_pixels: int,
                         f"{max_pixels:,} pixels"
                     )
                 img.load()
-                return ImageOps.exif_transpose(img)
+                ImageOps.exif_transpose(img, in_place=True)
+                return img
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -2,62 +2,80 @@
 
 Routes only translate: JSON and base64 images in, the operations' requests (stylefill.
 operations) run at once or through the job queue, JSON out. The job kinds, their `params` and
-the immediate routes are generated from the operations' registry. Every route but health and
-the schema needs the token, and every bad input is answered with a 4xx and a `detail` a user
-can act on.
+the immediate routes are generated from the operations' registry. Before anything reads a
+request, `_Gate` checks its Host (DNS rebinding) and its token (every route but health and the
+schema); immediate routes and job inputs take one of a few slots; paths in requests must lie in
+the allowed folders (stylefill.folders). Every bad input is answered with a 4xx and a `detail`
+a user can act on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
+import json
 import os
+import re
 import secrets
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model
+from starlette.datastructures import Headers
 
 from . import __version__, styles
 from .backbones import BACKBONES, DEFAULT_BACKBONE, check_name
 from .backbones import info as backbone_info
 from .classes import resolve_class
-from .config import DEFAULT_HOST, DEFAULT_PORT, ensure_token, token_path
+from .config import DEFAULT_HOST, DEFAULT_PORT, allowed_folders, ensure_token, is_loopback, token_path
 from .errors import InputError, StylefillError
+from .folders import Folders
 from .images import decode_image, selection_mask
 from .jobs import DONE, FAILED, JobQueue, QueueFull, UnknownJob
 from .operations import OPERATIONS, Operation
 from .operations import Request as OperationRequest
-from .operations.base import network
+from .operations.base import FieldsError, OnEngine, network
 from .paths import models_dir
+from .progress import Cancel, Progress
 from .style_learning import LEARNER, OFF, Learning
 
 API_VERSION = 1
 MAX_BODY = 256 * 1024 * 1024  # a 64-megapixel PNG in base64 fits with room to spare
+# Requests computed outside the job queue at once (suggest, classify, decoding a job's images),
+# and how long one more waits for a slot before a 429: a suggest of a 64-megapixel photo
+# decodes about 0.3 GB for a moment, so a burst of them must not run side by side.
+SLOTS = 2
+SLOT_WAIT_S = 10.0
 
 
-# Requests. Unknown fields are refused so a typo ("clas") is an error, not a silent default.
+# Requests. Unknown fields are refused so a typo ("clas") is an error, not a silent default;
+# types are strict (no `true` for a number, no "5" for 5), as JSON has them.
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Selection(_Strict):
     image: str | None = Field(None, description="base64 of an encoded image (PNG recommended)")
     mask: str | None = Field(None, description="base64 PNG of the image's size; non-zero (or "
                              "alpha) = selected")
-    rect: tuple[int, int, int, int] | None = Field(None, description="[x, y, w, h] instead of a mask")
+    rect: tuple[StrictInt, StrictInt, StrictInt, StrictInt] | None = Field(
+        None, strict=False, description="[x, y, w, h] instead of a mask")  # a JSON list
 
 
 QUEUED_KINDS = tuple(name for name, op in OPERATIONS.items() if not op.immediate)
@@ -125,16 +143,25 @@ class JobResultOut(BaseModel):
                             "null for kinds that make no image")
 
 
-BearerToken = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(
-    auto_error=False, description="the token file in the engine's config dir (see `stylefill serve`)"))]
+# The schema's security scheme; _Gate checks the token before a route is chosen.
+BEARER = HTTPBearer(auto_error=False, description="the token file in the engine's config dir "
+                    "(see `stylefill serve`)")
 
 
 def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY,
-               background_styles: bool = True) -> FastAPI:
+               background_styles: bool = True, host: str = DEFAULT_HOST,
+               folders: Sequence[str | Path] | None = None, slots: int = SLOTS,
+               slot_wait: float = SLOT_WAIT_S) -> FastAPI:
     """The engine as an ASGI app: one CPU job queue, `token` required on /v1 routes but health.
+
+    `host` is the address it is bound to (the Host requests may name besides loopback ones);
+    `folders` those requests may name paths in (default: config.allowed_folders for `host`).
+    `slots` requests compute outside the queue at once; one more waits `slot_wait` s, then 429.
     With `background_styles`, an insert in "any style" of a class without styles starts that
     class's data-free styles in the background (for the next insert; style_learning)."""
     queue = JobQueue(max_queued=max_queued)
+    inside = Folders(allowed_folders(host) if folders is None else folders)
+    busy = _Slots(slots, slot_wait)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -145,51 +172,47 @@ def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY,
 
     app = FastAPI(title="Stylefill engine", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
-    app.add_middleware(_BodyLimit, limit=max_body)
-    _error_handlers(app)
-
-    def authorised(creds: BearerToken) -> None:
-        if creds is None:
-            raise HTTPException(401, f"missing token: send 'Authorization: Bearer <token>' with "
-                                f"the token from {token_path()}", {"WWW-Authenticate": "Bearer"})
-        if not secrets.compare_digest(creds.credentials.encode(), token.encode()):
-            raise HTTPException(401, f"wrong token: use the one in {token_path()}",
-                                {"WWW-Authenticate": "Bearer"})
+    app.add_middleware(_Gate, token=token, hosts=HostCheck(host), limit=max_body)
+    _error_handlers(app, inside)
 
     @app.get("/v1/health", response_model=Health)
     def health() -> dict:
         return {"status": "ok", "name": "stylefill", "version": __version__, "api": API_VERSION}
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorised)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(BEARER)], route_class=_JsonRoute)
 
     @v1.get("/backbones", response_model=Backbones)
     def backbones() -> dict:
         return {"default": DEFAULT_BACKBONE, "backbones": [backbone_info(n) for n in BACKBONES]}
 
     for name in BODIES:
-        _immediate_route(v1, OPERATIONS[name])
-    _style_routes(v1, background_styles)
-    _job_routes(v1, queue, background_styles)
+        _immediate_route(v1, OPERATIONS[name], busy)
+    _style_routes(v1, background_styles, inside)
+    _job_routes(v1, queue, background_styles, busy, inside)
     app.include_router(v1)
     return app
 
 
-def _immediate_route(router: APIRouter, op: Operation) -> None:
-    """POST /v1/<name>: the operation at once, beside any job (a few forward passes)."""
+def _immediate_route(router: APIRouter, op: Operation, busy: _Slots) -> None:
+    """POST /v1/<name>: the operation at once, beside any job (a few forward passes), in a slot."""
 
-    def handler(body: Any) -> dict:
-        return op.run(_request(op, body.model_dump(exclude={"image", "mask", "rect"},
-                                                   exclude_unset=True, by_alias=True), body),
-                      None, None).metrics
+    def compute(body: Any) -> dict:
+        params = body.model_dump(exclude={"image", "mask", "rect"}, exclude_unset=True,
+                                 by_alias=True)
+        return op.run(_request(op, params, body), None, None).metrics
+
+    async def handler(body: Any) -> dict:
+        async with busy.slot():
+            return await run_in_threadpool(compute, body)
 
     handler.__annotations__ = {"body": BODIES[op.name], "return": dict}
     router.post(f"/{op.name}", name=op.name, description=op.request.__doc__)(handler)
 
 
-def _style_routes(router: APIRouter, background_styles: bool) -> None:
+def _style_routes(router: APIRouter, background_styles: bool, inside: Folders) -> None:
     @router.get("/styles/{cls}")
     def styles_list(cls: str, backbone: str = DEFAULT_BACKBONE) -> dict:
-        return _style_set(cls, backbone).listing()
+        return inside.shown(_style_set(cls, backbone).listing(), (models_dir(),))
 
     @router.get("/styles/{cls}/{style_id}/preview.png", response_class=FileResponse)
     def style_preview(cls: str, style_id: int, backbone: str = DEFAULT_BACKBONE) -> FileResponse:
@@ -215,26 +238,34 @@ def _style_routes(router: APIRouter, background_styles: bool) -> None:
         return LEARNER.ensure(index, network(backbone, None)).status()
 
 
-def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool) -> None:
-    @router.post("/jobs", status_code=202, response_model=JobCreated)
-    def create_job(req: JobRequest) -> dict:
+def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool, busy: _Slots,
+                inside: Folders) -> None:
+    def submit(req: JobRequest) -> dict:
         op = OPERATIONS[req.kind]
         try:
             params = PARAMS[op.name].model_validate(req.params)
         except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", "params", *e["loc"])} for e in exc.errors()]) from None
-        request = _request(op, params.model_dump(exclude_unset=True, by_alias=True), req)
-        job = queue.submit(op.name, partial(op.run, request))
+            raise _invalid(exc, "params") from None
+        values = params.model_dump(exclude_unset=True, by_alias=True)
+        paths = _engine_paths(op, values, inside)
+        request = _request(op, {**values, **paths}, req)
+        job = queue.submit(op.name, partial(_run_inside, op, request, inside, paths))
         if background_styles and op.name == "insert" and request.style is None:
             # The class the user chose goes before prefetched ones; it learns after the job.
             LEARNER.first(LEARNER.ensure(request.index, network(request.backbone, None)))
         status = queue.status(job)
         return {k: status[k] for k in ("id", "state", "position")}
 
+    @router.post("/jobs", status_code=202, response_model=JobCreated)
+    async def create_job(req: JobRequest) -> dict:
+        async with busy.slot():  # decoding its images
+            return await run_in_threadpool(submit, req)
+
     @router.get("/jobs/{job_id}", response_model=JobStatus)
     def job_status(job_id: str) -> dict:
-        return queue.status(queue.get(job_id))
+        status = queue.status(queue.get(job_id))
+        return {**status, **{k: inside.show(status[k], (models_dir(),))
+                             for k in ("stage", "message") if status[k]}}
 
     @router.get("/jobs/{job_id}/preview.png", response_class=Response)
     def job_preview(job_id: str) -> Response:
@@ -245,7 +276,7 @@ def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool) -> 
 
     @router.post("/jobs/{job_id}/cancel", response_model=JobStatus)
     def job_cancel(job_id: str) -> dict:
-        return queue.status(queue.cancel(job_id))
+        return job_status(queue.cancel(job_id).id)
 
     @router.get("/jobs/{job_id}/result", response_model=JobResultOut)
     def job_result(job_id: str) -> dict:
@@ -258,7 +289,7 @@ def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool) -> 
         shown, png = job.result_png()
         return {"offset": list(job.outcome.offset) if shown is not None else None,
                 "size": list(shown.size) if shown is not None else None,
-                "metrics": job.outcome.metrics,
+                "metrics": inside.shown(job.outcome.metrics, (models_dir(),)),
                 "png": base64.b64encode(png).decode("ascii") if png is not None else None}
 
 
@@ -280,7 +311,43 @@ def _request(op: Operation, params: dict, body: _Selection) -> OperationRequest:
         values["selection"] = selection_mask(values["image"].size, mask, body.rect)
     elif given:
         raise InputError(f"{op.name} works on the whole image; it takes no mask or rect")
-    return op.request.model_validate(values)
+    try:
+        return op.request.model_validate(values)
+    except ValidationError as exc:
+        raise _invalid(exc, "params") from None
+
+
+def _invalid(exc: ValidationError, *where: str) -> RequestValidationError:
+    """pydantic's errors as the body's (422), located at `where` in it."""
+    return RequestValidationError([{**e, "loc": ("body", *where, *e["loc"])} for e in exc.errors()])
+
+
+def _engine_paths(op: Operation, params: dict, inside: Folders) -> dict[str, str | list[str]]:
+    """The request's paths on the engine's machine (fields marked OnEngine, defaults included),
+    as real paths inside the allowed folders; relative ones start at the first folder."""
+    found: dict[str, str | list[str]] = {}
+    for name, info in op.request.option_fields().items():
+        marker = next((m for m in info.metadata if isinstance(m, OnEngine)), None)
+        key = info.alias or name
+        value = params.get(key, info.get_default(call_default_factory=True))
+        if marker is None or not value:
+            continue
+        resolve = partial(inside.resolve, label=key, write=marker.write)
+        found[key] = ([str(resolve(v)) for v in value] if isinstance(value, list)
+                      else str(resolve(value)))
+    return found
+
+
+def _run_inside(op: Operation, request: OperationRequest, inside: Folders,
+                paths: dict[str, str | list[str]], progress: Progress | None,
+                cancel: Cancel | None):
+    """Run a job whose folders hold no link out of the allowed folders (checked as it starts,
+    since the readers follow links to files)."""
+    for key, value in paths.items():
+        for path in value if isinstance(value, list) else [value]:
+            if os.path.isdir(path):
+                inside.check_tree(Path(path), key, cancel)
+    return op.run(request, progress, cancel)
 
 
 def _missing_image() -> Image.Image:
@@ -298,91 +365,177 @@ def listen(host: str, port: int) -> socket.socket:
                              "is another engine running? (--port another one)") from None
 
 
-def serve(host: str | None, port: int = DEFAULT_PORT) -> None:
-    """Run the engine until interrupted. Loopback unless `host` says otherwise, with a warning.
+def serve(host: str | None, port: int = DEFAULT_PORT, folders: Sequence[str] | None = None) -> None:
+    """Run the engine until interrupted. Loopback unless `host` says otherwise, with a warning;
+    requests may name paths in `folders` (default: config.allowed_folders).
 
     The socket is bound before the address is printed, so `--port 0` prints the real port.
     """
     import uvicorn  # only the server needs it
 
     bind = host or DEFAULT_HOST
-    if host is not None and not _is_loopback(host):
+    if host is not None and not is_loopback(host):
         print(f"stylefill: warning: listening on {host}, not only on this machine: anyone who "
               "can reach it and learns the token (sent unencrypted) can use the engine",
               file=sys.stderr)
+    folders = allowed_folders(bind, folders)
     # STYLEFILL_BACKGROUND_STYLES=0: no background style learning (the test suite: it would
     # compete with the tests for the CPU).
-    app = create_app(ensure_token(),
+    app = create_app(ensure_token(), host=bind, folders=folders,
                      background_styles=os.environ.get("STYLEFILL_BACKGROUND_STYLES", "1") != "0")
     sock = listen(bind, port)
     print(f"stylefill engine on {bind} port {sock.getsockname()[1]}; token in {token_path()}",
+          file=sys.stderr)
+    print(f"stylefill: requests may name files in: {', '.join(folders) or 'no folder'}",
           file=sys.stderr, flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(sockets=[sock])
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
+class HostCheck:
+    """Which Host a request may name: a loopback name or address, or the address the engine is
+    bound to (when bound to all addresses, any IP address). A page that reaches the engine by
+    DNS rebinding names its own domain, so it is refused before anything else happens."""
+
+    HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[^\s:\[\]@/]+)(:\d{1,5})?")
+
+    def __init__(self, bound: str):
+        self.bound = bound.strip("[]").lower()
+
+    def __call__(self, header: str) -> bool:
+        found = self.HOST.fullmatch(header)
+        if found is None:
+            return False
+        name = found.group(1).strip("[]").lower()
+        if name == self.bound or is_loopback(name):
+            return True
+        return self.bound in ("0.0.0.0", "::") and _is_address(name)
+
+
+def _is_address(name: str) -> bool:
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        ipaddress.ip_address(name)
     except ValueError:
-        return False  # a host name: it may resolve anywhere
+        return False
+    return True
 
 
-class _BodyLimit:
-    """Answer 413 to a body over `limit` bytes before anything parses it (also when chunked)."""
+class _Gate:
+    """Before anything reads a request: its Host must name this engine (else 421), its token
+    must be right on every path but health and the schema (else 401: no body is read or parsed
+    for a client without the token), its body must stay within `limit` bytes (else 413)."""
 
-    def __init__(self, app: Callable, limit: int):
-        self.app, self.limit = app, limit
+    OPEN = frozenset({"/v1/health", "/openapi.json"})
+    CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+    def __init__(self, app: Callable, token: str, hosts: HostCheck, limit: int):
+        self.app, self.token, self.hosts, self.limit = app, token.encode(), hosts, limit
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        refusal = self._refusal(scope["path"], Headers(scope=scope))
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
-        chunks, total = [], 0
-        while True:
+        await self.app(scope, self._counted(receive), send)
+
+    def _refusal(self, path: str, headers: Headers) -> Response | None:
+        host = headers.get("host", "")
+        if not self.hosts(host):
+            return JSONResponse({"detail": f"Host '{host[:100]}' does not name this engine: use "
+                                 "its loopback address (http://127.0.0.1:PORT) or the address "
+                                 "it listens on"}, status_code=421)
+        if path not in self.OPEN:
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return JSONResponse({"detail": "missing token: send 'Authorization: Bearer "
+                                     "<token>' (the engine's token file, see docs/protocol.md)"},
+                                    status_code=401, headers=self.CHALLENGE)
+            if not secrets.compare_digest(token.strip().encode(), self.token):
+                return JSONResponse({"detail": "wrong token: send the one in the engine's token "
+                                     "file (see docs/protocol.md)"}, status_code=401,
+                                    headers=self.CHALLENGE)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            return JSONResponse({"detail": self._too_large()}, status_code=413)
+        return None
+
+    def _counted(self, receive: Callable) -> Callable:
+        """`receive` that stops a body (chunked, or longer than declared) past the limit."""
+        total = 0
+
+        async def counted() -> dict:
+            nonlocal total
             message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            total += len(chunks[-1])
+            total += len(message.get("body", b""))
             if total > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
-        body, replayed = b"".join(chunks), False
+                raise HTTPException(413, self._too_large())
+            return message
 
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        return counted
 
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: dict, receive: Callable, send: Callable) -> None:
-        mib = self.limit / 2**20
-        response = JSONResponse({"detail": f"request body is larger than the limit of {mib:g} MiB"},
-                                status_code=413)
-        await response(scope, receive, send)
+    def _too_large(self) -> str:
+        return f"request body is larger than the limit of {self.limit / 2**20:g} MiB"
 
 
-def _error_handlers(app: FastAPI) -> None:
-    """Every error as {"detail": "<one message>"}, with the status the protocol names."""
+class _Slots:
+    """At most `count` requests compute outside the job queue at once; one more waits up to
+    `wait` s for a slot, then is told the engine is busy (429)."""
+
+    def __init__(self, count: int, wait: float):
+        self.count, self.wait = count, wait
+        self._free = asyncio.Semaphore(count)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        try:
+            await asyncio.wait_for(self._free.acquire(), self.wait)
+        except asyncio.TimeoutError:
+            raise QueueFull(f"the engine is busy: {self.count} requests are being computed; "
+                            "try again shortly") from None
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+class _ShallowJson(Request):
+    """A request body that is JSON too deeply nested (or with a number too long) for the parser
+    is invalid JSON like any other (FastAPI would answer a bare 400)."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError):
+            raise json.JSONDecodeError("nested too deeply or a number too long", "", 0) from None
+
+
+class _JsonRoute(APIRoute):
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(_ShallowJson(request.scope, request.receive))
+
+        return route
+
+
+def _error_handlers(app: FastAPI, inside: Folders) -> None:
+    """Every error as {"detail": "<one message>"}, with the status the protocol names; paths of
+    the engine's machine shown relative to their folder."""
 
     def plain(status: int) -> Callable:
         async def handler(_request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=status)
+            return JSONResponse({"detail": inside.show(str(exc), (models_dir(),))},
+                                status_code=status)
 
         return handler
 
     app.add_exception_handler(InputError, plain(400))
+    app.add_exception_handler(FieldsError, plain(422))
     app.add_exception_handler(UnknownJob, plain(404))
     app.add_exception_handler(QueueFull, plain(429))
 

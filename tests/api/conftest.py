@@ -17,11 +17,13 @@ def engine(tmp_path_factory) -> Iterator[Engine]:
 
     Its models dir is fresh too (styles learned here must not reach the user's cache) but
     shares the weights and patch databases of the usual one, which take long to build.
+    Requests may name files in the tests' temporary folders (docs/protocol.md, "Folders").
     """
     config = tmp_path_factory.mktemp("config")
     log = tmp_path_factory.mktemp("engine") / "engine.log"
     models = isolated_models(tmp_path_factory.mktemp("models"))
-    yield from serve_in_process(config, models, log)
+    yield from serve_in_process(config, models, log,
+                                {"STYLEFILL_FOLDERS": str(tmp_path_factory.getbasetemp())})
 
 
 @pytest.fixture

@@ -241,7 +241,7 @@ def test_invert_job_on_a_photo(client):
     assert 0 < res["metrics"]["relative_l2"] < 1 and res["metrics"]["feature_error"] >= 0
 
 
-def test_learn_styles_job_then_list_and_preview(client, tmp_path):
+def test_learn_styles_job_then_list_and_preview(client, tmp_path, tmp_path_factory):
     import skimage.data
 
     cat = Image.fromarray(skimage.data.chelsea())  # the network ranks tabby in its top 3
@@ -262,7 +262,11 @@ def test_learn_styles_job_then_list_and_preview(client, tmp_path):
     assert res["png"] is None and res["offset"] is None and res["size"] is None
     listing = res["metrics"]
     assert listing["class"] == "tabby" and [s["id"] for s in listing["styles"]] == [0]
-    assert listing["source"] == f"folder:{folder.resolve()}"
+    # Files are named relative to the folder they are allowed in, never by absolute paths.
+    allowed = tmp_path_factory.getbasetemp().resolve()
+    assert listing["source"] == f"folder:{folder.resolve().relative_to(allowed)}"
+    named = [p for s in listing["styles"] for p in (s["preview"], *s["images"])]
+    assert named and not [p for p in named if p.startswith("/")], named
 
     assert listing["dropped"] == [] and listing["seconds"] > 0
     r = client.get("/v1/styles/tabby")
@@ -303,8 +307,8 @@ PHOTO = noise()
      400, "a 'mask' or a 'rect', not both"),
     ({"kind": "insert", "image": b64_png(PHOTO), "params": {"class": "hay"}},
      400, "a selection is needed"),
-    ({"kind": "modify", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8], "params": {}},
-     422, "params.style: Field required"),
+    ({"kind": "modify", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8], "params": {"style": 64}},
+     422, "params.style: Input should be less than 64"),
     ({"kind": "visualize", "params": {"class": "ladybugg"}}, 400,
      "unknown class 'ladybugg'; did you mean: ladybug"),
     ({"kind": "visualize", "params": {"class": "ladybug", "backbone": "resnet"}}, 400,

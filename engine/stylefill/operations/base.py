@@ -45,6 +45,19 @@ class Input:
 
 
 @dataclass(frozen=True)
+class OnEngine:
+    """Marks a path on the engine's machine: over HTTP it must lie inside the folders the engine
+    allows (stylefill.folders); `write` for one the operation writes."""
+
+    write: bool = False
+
+
+class FieldsError(InputError):
+    """Fields that do not go together (neither or both of two alternatives): a malformed request,
+    answered like a wrong type over HTTP (422)."""
+
+
+@dataclass(frozen=True)
 class Cli:
     """How an option looks on the command line when it is not a plain `--name` flag."""
 
@@ -67,7 +80,7 @@ def _bool_array(value: Any) -> np.ndarray:
     array = np.asarray(value)
     if array.ndim != 2:
         raise InputError(f"a selection is a 2-D mask of the photo's size, got shape {array.shape}")
-    return array.astype(bool)
+    return array.astype(bool, copy=False)
 
 
 Photo = Annotated[Image.Image, BeforeValidator(_photo), Input("image")]
@@ -83,6 +96,8 @@ BackboneName = Annotated[str, AfterValidator(check_name),
                         Field(json_schema_extra={"enum": list(BACKBONES)})]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="random seed")]
 ClassRef = Annotated[StrictStr | StrictInt, Field(description="ImageNet class name or index 0-999")]
+MAX_STYLES = 64  # what `learn_styles --topics` may ask for
+PATH_CHARS = 4096  # Linux's PATH_MAX
 Size = Annotated[int | None, Field(ge=32, le=2048, description="network input size in px "
                                    "(default: the backbone's)")]
 

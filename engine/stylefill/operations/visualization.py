@@ -9,7 +9,6 @@ from PIL import Image
 from pydantic import Field, model_validator
 
 from ..backbones import Masks
-from ..errors import InputError
 from ..images import to_pil, to_tensor
 from ..masks import pathway
 from ..optvis import recipes
@@ -18,9 +17,11 @@ from ..sheets import layer_sheet
 from ..sheets import sheet as contact_sheet
 from ..style_learning import style_pathway
 from .base import (
+    MAX_STYLES,
     BackboneName,
     ClassRef,
     Cli,
+    FieldsError,
     Operation,
     OptionalPhoto,
     Outcome,
@@ -40,8 +41,8 @@ class VisualizeRequest(Request):
     """An image the network sees as the class, optionally through a style, cells or a member."""
 
     cls: Annotated[ClassRef, Cli(positional=True, metavar="CLASS")] = Field(alias="class")
-    style: int | None = Field(None, ge=0, description="m7 pathway of learned style K (data-free "
-                              "styles are learned on first use)")
+    style: int | None = Field(None, ge=0, lt=MAX_STYLES, description="m7 pathway of learned "
+                              "style K (data-free styles are learned on first use)")
     cells: str | None = Field(None, description="m5 pathway: r0:r1,c0:c1 of the pool5 map, or a "
                               "position (top-left, top, top-right, left, centre, right, "
                               "bottom-left, bottom, bottom-right)")
@@ -84,11 +85,11 @@ class SheetRequest(Request):
     def check(self) -> None:
         if self.by == "layers":
             if self.image is None:
-                raise InputError("--by layers rebuilds a photo: give its image")
+                raise FieldsError("--by layers rebuilds a photo: give its image")
             if self.cls is not None:
-                raise InputError("--by layers takes a photo, not a class")
+                raise FieldsError("--by layers takes a photo, not a class")
         elif self.cls is None:
-            raise InputError(f"--by {self.by} shows a class: give its name or index")
+            raise FieldsError(f"--by {self.by} shows a class: give its name or index")
         self.iters = self.iters or (INVERSION.iters if self.by == "layers" else SETTINGS.iters)
 
 
