@@ -111,7 +111,7 @@ def replacing(folder: Path, kind: str, cancel: Cancel | None = None) -> Iterator
     points ("styles:switched")."""
     folder.mkdir(parents=True, exist_ok=True)
     with _writer_lock(folder, cancel):
-        _sweep_parent(folder)
+        clean(folder.parent, held=folder)
         new = Path(tempfile.mkdtemp(prefix="v-", dir=folder))
         fault_point(f"{kind}:begun")
         try:
@@ -174,10 +174,14 @@ def _pointed_at(folder: Path, version: Path) -> bool:
         return False
 
 
-def _sweep_parent(folder: Path) -> None:
-    """Sweep the sets beside `folder` whose writers are dead (their locks are free)."""
-    for other in sorted(folder.parent.iterdir()):
-        if other == folder or not other.is_dir() or other.is_symlink():
+def clean(parent: Path, held: Path | None = None) -> None:
+    """Remove dead writers' leftovers from every set in `parent` that no live writer holds
+    (`held`: the set whose lock the caller holds). Writers do this when they start."""
+    for other in sorted(parent.iterdir()):
+        if other == held:
+            sweep(other)
+            continue
+        if not other.is_dir() or other.is_symlink():
             continue
         try:
             fd = os.open(other / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
