@@ -21,14 +21,14 @@ import re
 import secrets
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -37,6 +37,7 @@ from fastapi.security import HTTPBearer
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, styles
 from .backbones import BACKBONES, DEFAULT_BACKBONE, check_name
@@ -168,6 +169,7 @@ def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY,
         queue.start()
         yield
         queue.close()
+        busy.close()
         LEARNER.close()
 
     app = FastAPI(title="Stylefill engine", version=__version__, lifespan=lifespan,
@@ -202,8 +204,7 @@ def _immediate_route(router: APIRouter, op: Operation, busy: _Slots) -> None:
         return op.run(_request(op, params, body), None, None).metrics
 
     async def handler(body: Any) -> dict:
-        async with busy.slot():
-            return await run_in_threadpool(compute, body)
+        return await busy.run(compute, body)
 
     handler.__annotations__ = {"body": BODIES[op.name], "return": dict}
     router.post(f"/{op.name}", name=op.name, description=op.request.__doc__)(handler)
@@ -235,7 +236,8 @@ def _style_routes(router: APIRouter, background_styles: bool, inside: Folders) -
             return Learning(name, index, backbone, models_dir(), state=OFF, stage="this engine "
                             "learns no styles in the background (STYLEFILL_BACKGROUND_STYLES=0)"
                             ).status()
-        return LEARNER.ensure(index, network(backbone, None)).status()
+        return inside.shown(LEARNER.ensure(index, network(backbone, None)).status(),
+                            (models_dir(),))
 
 
 def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool, busy: _Slots,
@@ -258,8 +260,7 @@ def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool, bus
 
     @router.post("/jobs", status_code=202, response_model=JobCreated)
     async def create_job(req: JobRequest) -> dict:
-        async with busy.slot():  # decoding its images
-            return await run_in_threadpool(submit, req)
+        return await busy.run(submit, req)  # decoding its images in a slot
 
     @router.get("/jobs/{job_id}", response_model=JobStatus)
     def job_status(job_id: str) -> dict:
@@ -480,24 +481,29 @@ class _Gate:
 
 
 class _Slots:
-    """At most `count` requests compute outside the job queue at once; one more waits up to
-    `wait` s for a slot, then is told the engine is busy (429)."""
+    """`count` threads compute outside the job queue (suggest, classify, decoding a job's
+    images); one more request waits up to `wait` s for one, then is told the engine is busy
+    (429). Always the same threads, so memory one computation frees is reused by the next
+    (each thread allocates from its own malloc arena; 40 pool threads kept 40 of them)."""
 
     def __init__(self, count: int, wait: float):
         self.count, self.wait = count, wait
         self._free = asyncio.Semaphore(count)
+        self._threads = ThreadPoolExecutor(count, thread_name_prefix="stylefill-slot")
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def run(self, work: Callable[..., Any], *args: Any) -> Any:
         try:
             await asyncio.wait_for(self._free.acquire(), self.wait)
         except asyncio.TimeoutError:
             raise QueueFull(f"the engine is busy: {self.count} requests are being computed; "
                             "try again shortly") from None
         try:
-            yield
+            return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
         finally:
             self._free.release()
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
 
 class _ShallowJson(Request):
@@ -534,6 +540,11 @@ def _error_handlers(app: FastAPI, inside: Folders) -> None:
 
         return handler
 
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": inside.show(str(exc.detail), (models_dir(),))},
+                            status_code=exc.status_code, headers=exc.headers)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(InputError, plain(400))
     app.add_exception_handler(FieldsError, plain(422))
     app.add_exception_handler(UnknownJob, plain(404))

@@ -127,7 +127,8 @@ def test_nan_in_a_float_image_is_black():
     assert (got[:, :10] == 0).all() and got[:, -1].min() == 255
 
 
-PROPERTIES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(max_examples=150, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTIES
