@@ -97,14 +97,15 @@ def learn_class(job: ClassJob, learn: Learn = styles.learn) -> dict:
     task's body, and what a sequential run calls for each class."""
     before = torch.get_num_threads()
     torch.set_num_threads(job.threads)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         ss = learn(job.index, job.backbone, data_free=True, topics=job.topics, samples=job.samples,
                    seed=job.seed, root=Path(job.root))
     finally:
         torch.set_num_threads(before)
     return {"class": ss.cls, "index": ss.index, "styles": str(ss.root),
-            "seconds": time.perf_counter() - t0, "node": socket.gethostname(), "pid": os.getpid()}
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0,
+            "node": socket.gethostname(), "pid": os.getpid()}
 
 
 @dataclass
@@ -131,11 +132,13 @@ class Run:
         on_ray = [r for r in self.learned if r is not self.one_process]
         return {
             "learned": [r["class"] for r in self.learned], "failed": self.failed,
-            "one_process": self.one_process and {k: self.one_process[k] for k in ("class", "seconds")},
+            "one_process": self.one_process and {k: self.one_process[k]
+                                                 for k in ("class", "seconds", "cpu_seconds")},
             "ray": {"address": self.address, "workers": self.workers, "classes": self.ray_classes,
                     "seconds": self.ray_seconds, "start_seconds": self.ray_start,
                     "seconds_per_class": self.ray_seconds / self.ray_classes if self.ray_classes else None,
                     "task_seconds": [r["seconds"] for r in on_ray],
+                    "task_cpu_seconds": [r["cpu_seconds"] for r in on_ray],
                     "nodes": sorted({r["node"] for r in on_ray})},
             "threads_per_class": self.threads, "speedup": self.speedup(),
         }
@@ -156,10 +159,19 @@ class Run:
                          f"{self.ray_seconds:.1f} s, {self.ray_seconds / self.ray_classes:.1f} s a "
                          f"class{mean} (Ray's start, {self.ray_start:.0f} s, not counted)")
         x = self.speedup()
-        lines.append(f"speed-up over one process: {x:.2f}x (same settings, {threads})" if x
-                     else f"speed-up over one process: not measured ({self.compare_note})")
+        lines.append(f"speed-up over one process: {x:.2f}x (same settings, {threads}){self._idle()}"
+                     if x else f"speed-up over one process: not measured ({self.compare_note})")
         lines += [f"failed: {name}: {why}" for name, why in self.failed.items()]
         return "\n".join(lines)
+
+
+    def _idle(self) -> str:
+        """A note when Ray had fewer classes than workers: this run could not use them all."""
+        if self.ray_classes >= self.workers:
+            return ""
+        idle = self.workers - self.ray_classes
+        return (f"; Ray had {self.ray_classes} class(es) for {self.workers} workers, so {idle} "
+                f"worker(s) sat idle: a run of more classes keeps them all busy")
 
 
 def _nothing(_name: str, _ok: bool) -> None:
