@@ -44,7 +44,7 @@ def mixtures(ss: StyleSet, features: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _features(net: Backbone, paths: list[Path],
               cancel: Cancel | None = None) -> tuple[list[Path], np.ndarray]:
     kept, images = read_images(paths, net.input_size, cancel=cancel)
-    return kept, fc7_features(net, images)
+    return kept, fc7_features(net, images, cancel=cancel)
 
 
 def rank(ss: StyleSet, net: Backbone, folder: str | Path, *, style: int | None = None,
@@ -55,7 +55,7 @@ def rank(ss: StyleSet, net: Backbone, folder: str | Path, *, style: int | None =
         raise InputError("rank by --style K or by --like IMAGE (one of them)")
     if style is not None:
         ss.style(style)
-    paths, feats = _features(net, folder_images(folder), cancel)
+    paths, feats = _features(net, folder_images(folder, cancel), cancel)
     loads, inside = mixtures(ss, feats)
     if style is not None:
         scores = loads[:, style]

@@ -120,12 +120,13 @@ class StyleLearner:
         self._thread: threading.Thread | None = None  # None when there is nothing to learn
 
     def ensure(self, index: int, net: Backbone) -> Learning:
-        """The learning run of the class (started when it has none and no styles yet)."""
+        """The learning run of the class (started when it has no sound styles: none yet, or
+        ones damaged since they were learned)."""
         root = models_dir()
         key = (index, net.name, str(root))
         with self._lock:
             run = self._runs.get(key)
-            if run is not None and run.state != FAILED:
+            if run is not None and run.state not in (FAILED, LEARNED):
                 return run
             run = Learning(net.categories[index], index, net.name, root)
             if styles.is_learned(index, net.name, root):

@@ -48,8 +48,8 @@ ARRAYS = {"directions": np.float32, "masks": np.bool_, "features": np.float32,
           "loadings": np.float32}
 MAX_STORED_PIXELS = 4096 * 4096  # a stored PNG is a preview or a sample, never larger
 NMF_ITERS = 1000
-NMF_CHUNK_WORK = 4e8  # rows x units x topics x iterations per NMF call: ~0.25 s, then a cancel check
-BATCH = 16            # images per network pass (a cancel is checked between passes)
+NMF_CHUNK_WORK = 8e8  # rows x units x topics x iterations per NMF call: ~0.4 s, then a cancel check
+BATCH = 8             # images per network pass: a cancel is checked between passes (< 1 s each)
 
 log = logging.getLogger(__name__)
 

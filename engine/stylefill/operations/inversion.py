@@ -71,8 +71,8 @@ def invert(req: InvertRequest, progress: Progress | None, cancel: Cancel | None)
     square = (req.image.resize((req.size, req.size), Image.Resampling.BICUBIC)
               if req.fit == "stretch" else fit_square(req.image, req.size))
     settings = replace(recipes.InversionSettings(), iters=req.iters, param=req.param)
-    db = patchdb.open_db(net, req.database, scaled(progress, 0.0, 0.0, "patch database: ")) \
-        if recipes.uses_database(req.prior, req.init, req.whiten) else None
+    db = patchdb.open_db(net, req.database, scaled(progress, 0.0, 0.0, "patch database: "),
+                         cancel) if recipes.uses_database(req.prior, req.init, req.whiten) else None
     res = recipes.invert(net, to_tensor(square), prior=req.prior, init=req.init,
                          whiten=req.whiten, layer=req.layer, settings=settings, seed=req.seed,
                          db=db, progress=progress, cancel=cancel)
