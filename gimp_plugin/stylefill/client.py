@@ -40,6 +40,10 @@ class Unreachable(EngineError):
     """Nothing answers at the engine's URL (refused, timed out, no route)."""
 
 
+class NotFound(EngineError):
+    """The engine has no such thing (404): a job, after a restart, is one."""
+
+
 # ----------------------------------------------------------------------------- configuration
 
 def default_token_file() -> str:
@@ -216,6 +220,8 @@ class Client:
             if exc.code == 429:
                 raise EngineError(f"the engine is busy (queue full): {detail}; try again shortly"
                                   ) from None
+            if exc.code == 404:
+                raise NotFound(detail or "the engine has no such thing (404)") from None
             if 400 <= exc.code < 500:
                 raise EngineError(detail or f"the engine refused the request ({exc.code})") from None
             raise EngineError(f"the engine failed ({exc.code}): {detail}") from None
@@ -410,10 +416,10 @@ class Client:
         start = time.monotonic()
         previewed = start
         while True:
-            status = self.job(job_id)
+            status = self._status(job_id)
             state = status.get("state")
             if state == "done":
-                return self.result(job_id)
+                return self._status(job_id, self.result)
             if state == "failed":
                 raise EngineError(status.get("message") or "the engine job failed")
             if state == "cancelled":
@@ -434,6 +440,18 @@ class Client:
                 why = "by the user" if stop else f"after the time limit of {timeout:g} s"
                 raise Cancelled(f"the engine job was cancelled {why}")
             time.sleep(poll)
+
+    def _status(self, job_id: str, ask=None) -> dict:
+        """The job's status (or `ask(job_id)`); an engine that stopped, or restarted and so
+        forgot its jobs, is said to have lost the job, not to be a bug or a refusal."""
+        try:
+            return (ask or self.job)(job_id)
+        except Unreachable as exc:
+            raise EngineError(f"the Stylefill engine stopped while the job ran, so nothing was "
+                              f"added; run it again ({exc})") from None
+        except NotFound:
+            raise EngineError("the Stylefill engine restarted while the job ran and no longer "
+                              "has it, so nothing was added; run it again") from None
 
     def cancel_and_wait(self, job_id: str, limit: float = 10.0) -> str:
         """Cancel a job and wait (briefly) until the engine says it stopped; its final state."""
