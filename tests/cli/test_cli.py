@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torchvision.models import alexnet
 
+from stylefill import atomic
 from stylefill.cli import main
 
 
@@ -71,8 +72,8 @@ def test_patchdb_build_and_list(tmp_path, monkeypatch):
     js2 = tmp_path / "list.json"
     assert main(["patchdb", "list", "--json", str(js2), "-q"]) == 0
     assert [d["name"] for d in json.loads(js2.read_text())["databases"]] == ["mine"]
-    meta = tmp_path / "models" / "patchdb" / "efficientnet-lite0" / "mine" / "meta.json"
-    meta.write_text("{broken")
+    mine = tmp_path / "models" / "patchdb" / "efficientnet-lite0" / "mine"
+    (atomic.current(mine) / "meta.json").write_text("{broken")
     assert main(["patchdb", "list", "--json", str(js2), "-q"]) == 0
     assert json.loads(js2.read_text())["databases"][0]["damaged"] is True
 
