@@ -293,7 +293,7 @@ def _check_png(version: Path, name: str) -> None:
 def list_classes(backbone: str = DEFAULT_BACKBONE, root: Path | None = None) -> list[str]:
     """Class folders with stored styles for a backbone."""
     base = (root or models_dir()) / "styles" / backbone
-    return sorted(p.name for p in base.iterdir() if _has_styles(p)) if base.is_dir() else []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and _has_styles(p)) if base.is_dir() else []
 
 
 def _has_styles(folder: Path) -> bool:
