@@ -138,6 +138,14 @@ def test_the_command_skips_classes_that_have_styles(sequential, tmp_path, monkey
     assert "2 of 2 classes have styles already" in capsys.readouterr().out
 
 
+@needs_ray
+def test_an_address_where_nothing_answers_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STYLEFILL_MODELS", str(tmp_path))
+    assert main(["styles", "learn", "tench", "--data-free", "--ray", "127.0.0.1:1", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no Ray cluster answers there" in err[0], err
+
+
 def test_without_the_extra_ray_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as when it is not installed
     assert main(["styles", "learn", "tench", "goldfish", "--data-free", "--ray", "local"]) == 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -24,6 +25,7 @@ from ..errors import StylefillError
 RAY_MISSING = ("--ray needs Ray, an optional part of the engine: install it with "
                "`install/install.sh --with-ray` (or `pip install -e 'engine[ray]'`)")
 LOCAL = "local"
+PROBE_S = 5  # seconds a cluster address has to accept a connection
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
 
@@ -53,6 +55,7 @@ def connected(address: str, num_cpus: int | None = None) -> Iterator[ModuleType]
         logging.getLogger(TOKEN_LOGGER).setLevel(logging.ERROR)
         options.update(address=LOCAL, num_cpus=num_cpus)
     else:
+        _check_reachable(address)
         options.update(address=address)
     with _loopback(ray, address == LOCAL):
         try:
@@ -64,6 +67,19 @@ def connected(address: str, num_cpus: int | None = None) -> Iterator[ModuleType]
             yield ray
         finally:
             ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that does not answer fails here in seconds; Ray itself
+    would keep retrying for minutes. Other forms (`auto`) are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_S).close()
+    except OSError as exc:
+        raise StylefillError(f"--ray {address}: no Ray cluster answers there "
+                             f"({exc.strerror or exc}); `--ray local` starts one on this machine") from None
 
 
 @contextmanager
