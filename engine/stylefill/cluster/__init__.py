@@ -45,6 +45,8 @@ def connected(address: str, num_cpus: int | None = None) -> Iterator[ModuleType]
     test's, a notebook's) is used as it is and left open; one opened here is shut down at the
     end (for `local`, that stops the instance and its workers)."""
     ray = require_ray()
+    if address != LOCAL:
+        _check_reachable(address)
     if ray.is_initialized():
         yield ray
         return
@@ -55,7 +57,6 @@ def connected(address: str, num_cpus: int | None = None) -> Iterator[ModuleType]
         logging.getLogger(TOKEN_LOGGER).setLevel(logging.ERROR)
         options.update(address=LOCAL, num_cpus=num_cpus)
     else:
-        _check_reachable(address)
         options.update(address=address)
     with _loopback(ray, address == LOCAL):
         try:
