@@ -63,7 +63,7 @@ resource.setrlimit(resource.RLIMIT_FSIZE, ({size}, {size}))
 def _run(script: str, arg: str, models: Path, fault: str | None = None,
          file_limit: int | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != atomic.FAULT_ENV}
-    env["STYLEFILL_MODELS"] = str(models)
+    env.update(STYLEFILL_MODELS=str(models), OMP_NUM_THREADS="1")  # 4x faster on a shared CPU
     if fault:
         env[atomic.FAULT_ENV] = fault
     limit = FILE_LIMIT.format(size=file_limit) if file_limit else ""
