@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,13 @@ HINT = ("the engine reads and writes only inside the folders it allows (`stylefi
 
 
 class Folders:
-    """The allowed folders, as real paths; the first one is where relative paths start."""
+    """The allowed folders, as real paths; the first one is where relative paths start. Paths
+    in answers are shown relative to them, and to the folders `also` (the models dir)."""
 
-    def __init__(self, roots: Iterable[str | Path]):
+    def __init__(self, roots: Iterable[str | Path], also: Iterable[str | Path] = ()):
         self.roots = tuple(Path(os.path.realpath(os.path.expanduser(r))) for r in roots)
+        bases = {*self.roots, *(Path(os.path.realpath(a)) for a in also)}
+        self._bases = sorted(bases, key=lambda p: -len(str(p)))  # the deepest first
 
     def resolve(self, value: str, label: str, *, write: bool = False) -> Path:
         """`value` as a real path inside an allowed folder; one that must exist (to read) or
@@ -55,24 +58,24 @@ class Folders:
     def contains(self, real: Path) -> bool:
         return any(real.is_relative_to(root) for root in self.roots)
 
-    def show(self, text: str, also: Sequence[Path] = ()) -> str:
-        """`text` with every allowed folder (and each of `also`) left out of the paths in it:
-        files named relative to their folder."""
-        for base in sorted({*self.roots, *also}, key=lambda p: -len(str(p))):
+    def show(self, text: str) -> str:
+        """`text` with the folders left out of the paths in it: files named relative to their
+        folder."""
+        for base in self._bases:
             text = re.sub(re.escape(str(base)) + r"(/|(?![\w.-]))",
                           lambda m: "" if m.group(1) else ".", text)
         return text
 
-    def shown(self, value: Any, also: Sequence[Path] = ()) -> Any:
+    def shown(self, value: Any) -> Any:
         """A JSON value with `show` applied to its strings; an absolute path outside every
         folder is reduced to its file name."""
         if isinstance(value, str):
-            text = self.show(value, also)
+            text = self.show(value)
             return os.path.basename(text) if os.path.isabs(text) else text
         if isinstance(value, dict):
-            return {k: self.shown(v, also) for k, v in value.items()}
+            return {k: self.shown(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
-            return [self.shown(v, also) for v in value]
+            return [self.shown(v) for v in value]
         return value
 
     def _refused(self, value: str, label: str) -> InputError:

@@ -161,7 +161,7 @@ def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY,
     With `background_styles`, an insert in "any style" of a class without styles starts that
     class's data-free styles in the background (for the next insert; style_learning)."""
     queue = JobQueue(max_queued=max_queued)
-    inside = Folders(allowed_folders(host) if folders is None else folders)
+    inside = Folders(allowed_folders(host) if folders is None else folders, also=[models_dir()])
     busy = _Slots(slots, slot_wait)
 
     @asynccontextmanager
@@ -213,7 +213,7 @@ def _immediate_route(router: APIRouter, op: Operation, busy: _Slots) -> None:
 def _style_routes(router: APIRouter, background_styles: bool, inside: Folders) -> None:
     @router.get("/styles/{cls}")
     def styles_list(cls: str, backbone: str = DEFAULT_BACKBONE) -> dict:
-        return inside.shown(_style_set(cls, backbone).listing(), (models_dir(),))
+        return inside.shown(_style_set(cls, backbone).listing())
 
     @router.get("/styles/{cls}/{style_id}/preview.png", response_class=FileResponse)
     def style_preview(cls: str, style_id: int, backbone: str = DEFAULT_BACKBONE) -> FileResponse:
@@ -237,7 +237,7 @@ def _style_routes(router: APIRouter, background_styles: bool, inside: Folders) -
                             "learns no styles in the background (STYLEFILL_BACKGROUND_STYLES=0)"
                             ).status()
         return inside.shown(LEARNER.ensure(index, network(backbone, None)).status(),
-                            (models_dir(),))
+)
 
 
 def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool, busy: _Slots,
@@ -265,7 +265,7 @@ def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool, bus
     @router.get("/jobs/{job_id}", response_model=JobStatus)
     def job_status(job_id: str) -> dict:
         status = queue.status(queue.get(job_id))
-        return {**status, **{k: inside.show(status[k], (models_dir(),))
+        return {**status, **{k: inside.show(status[k])
                              for k in ("stage", "message") if status[k]}}
 
     @router.get("/jobs/{job_id}/preview.png", response_class=Response)
@@ -290,7 +290,7 @@ def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool, bus
         shown, png = job.result_png()
         return {"offset": list(job.outcome.offset) if shown is not None else None,
                 "size": list(shown.size) if shown is not None else None,
-                "metrics": inside.shown(job.outcome.metrics, (models_dir(),)),
+                "metrics": inside.shown(job.outcome.metrics),
                 "png": base64.b64encode(png).decode("ascii") if png is not None else None}
 
 
@@ -535,13 +535,13 @@ def _error_handlers(app: FastAPI, inside: Folders) -> None:
 
     def plain(status: int) -> Callable:
         async def handler(_request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": inside.show(str(exc), (models_dir(),))},
+            return JSONResponse({"detail": inside.show(str(exc))},
                                 status_code=status)
 
         return handler
 
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": inside.show(str(exc.detail), (models_dir(),))},
+        return JSONResponse({"detail": inside.show(str(exc.detail))},
                             status_code=exc.status_code, headers=exc.headers)
 
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -63,12 +63,14 @@ LISTENING = re.compile(r"stylefill engine on \S+ port (\d+);")
 
 def start_engine(workdir: Path, name: str = "engine", models: Path | None = None) -> Engine:
     """`stylefill serve --port 0` from the test's own venv: it binds a free port itself and
-    names it in its log once bound (no race for a port); its token in the work folder; its
-    models dir `models` when given (else the user's)."""
+    names it in its log once bound (no race for a port); its token in the work folder, which
+    is also the folder requests may name files in; its models dir `models` when given (else
+    the user's)."""
     config_dir = workdir / f"{name}-config"
     config_dir.mkdir(exist_ok=True)
     log = workdir / f"{name}.log"
-    env = dict(os.environ, STYLEFILL_CONFIG=str(config_dir), OMP_NUM_THREADS="1")
+    env = dict(os.environ, STYLEFILL_CONFIG=str(config_dir), OMP_NUM_THREADS="1",
+               STYLEFILL_FOLDERS=str(workdir))  # the photos' folder: as a user's home
     if models is not None:
         env["STYLEFILL_MODELS"] = str(models)
     proc = subprocess.Popen([sys.executable, "-m", "stylefill", "serve", "--port", "0"],

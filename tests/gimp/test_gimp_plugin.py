@@ -531,8 +531,9 @@ image.delete()
 
 def test_learn_styles_reports_the_engines_answer(gimp, photos: Path):
     """Learn styles goes through the engine's job queue: its refusal of a folder that holds no
-    photos of the class comes back as the procedure's error (no folder at all is caught before
-    the engine is asked: test_missing_input_is_refused_before_the_engine_is_asked)."""
+    photos of the class comes back as the procedure's error, the folder named relative to the
+    one the engine allows, the work folder (no folder at all is caught before the engine is
+    asked: test_missing_input_is_refused_before_the_engine_is_asked)."""
     run = gimp.run(f"""
 folder = Gio.File.new_for_path({str(photos)!r})
 OUT["folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tabby",
@@ -541,7 +542,9 @@ OUT["folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tab
     res = run.result
     assert res["folder"]["status"] == "execution-error", res["folder"]
     assert res["folder"]["message"].startswith("Stylefill: ")
-    assert str(photos) in res["folder"]["message"]
+    assert f"Stylefill: {photos.name}: only " in res["folder"]["message"]
+    assert "image(s) look like 'tabby'" in res["folder"]["message"]
+    assert str(photos) not in res["folder"]["message"]
     assert run.job_ids("learn_styles")
 
 
