@@ -57,6 +57,16 @@ def models_root(tmp_path_factory) -> Path:
     return isolated_models(tmp_path_factory.mktemp("models"))
 
 
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """An empty, private STYLEFILL_MODELS for one test module: builds and rebuilds there never
+    touch the user's cache (nor another module's)."""
+    with pytest.MonkeyPatch.context() as mp:
+        root = tmp_path_factory.mktemp("models")
+        mp.setenv("STYLEFILL_MODELS", str(root))
+        yield root
+
+
 @pytest.fixture(scope="session")
 def ladybug_styles(backbone, models_root):
     """Data-free styles of ladybug with the default settings, learned once per session."""

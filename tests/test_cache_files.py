@@ -198,15 +198,6 @@ def test_the_server_never_serves_a_preview_outside_the_styles_folder(pristine, t
 # ------------------------------------------------------------------------- patch databases
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """A private STYLEFILL_MODELS: rebuilds here never touch the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        root = tmp_path_factory.mktemp("models")
-        mp.setenv("STYLEFILL_MODELS", str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
 def photo_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("db-photos") / "coffee.png"
     packaged_photos()["skimage:coffee"].save(path)

@@ -23,15 +23,6 @@ CELLS = 7 * 7
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """A private STYLEFILL_MODELS for the whole module: builds never touch the repo's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        root = tmp_path_factory.mktemp("models")
-        mp.setenv("STYLEFILL_MODELS", str(root))
-        yield root
-
-
-@pytest.fixture(scope="module")
 def photos() -> list[Image.Image]:
     found = packaged_photos()
     return [found[name] for name in PHOTOS]
