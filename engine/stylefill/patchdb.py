@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -49,6 +50,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_NAME = "default"
 DEFAULT_SCALES = (1.0, 1.5, 2.0)
 CHECK_ROWS = 100_000  # feature rows checked for NaN at a time
+MERGED = ("features", "patches", "sources")  # the per-pair arrays a shard holds
+MOMENTS = "moments.npz"  # a shard's pixel moments (colour.npz is made of their sum)
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +87,28 @@ def collect_images(inputs: Iterable[str | Path], cancel: Cancel | None = None) -
     return found
 
 
+def _grid(wh: tuple[int, int], size: int, scale: float) -> tuple[tuple[int, int], list, list]:
+    """A photo of size `wh` at one scale: its resized size and the crops' x and y offsets."""
+    short = max(size, round(size * scale))
+    w, h = wh
+    f = short / min(w, h)
+    rw, rh = max(size, round(w * f)), max(size, round(h * f))
+    step = max(1, size * 3 // 4)
+    xs = list(range(0, rw - size + 1, step)) or [0]
+    ys = list(range(0, rh - size + 1, step)) or [0]
+    if xs[-1] != rw - size:
+        xs.append(rw - size)
+    if ys[-1] != rh - size:
+        ys.append(rh - size)
+    return (rw, rh), xs, ys
+
+
 def network_crops(img: Image.Image, size: int, scales: Sequence[float], flips: bool) -> list:
     """Square crops of `size` px tiling the photo at each scale (shorter side = size * scale)."""
     crops = []
     for scale in scales:
-        short = max(size, round(size * scale))
-        w, h = img.size
-        f = short / min(w, h)
-        resized = img.resize((max(size, round(w * f)), max(size, round(h * f))),
-                             Image.Resampling.BICUBIC)
-        rw, rh = resized.size
-        step = max(1, size * 3 // 4)
-        xs = list(range(0, rw - size + 1, step)) or [0]
-        ys = list(range(0, rh - size + 1, step)) or [0]
-        if xs[-1] != rw - size:
-            xs.append(rw - size)
-        if ys[-1] != rh - size:
-            ys.append(rh - size)
+        resized_wh, xs, ys = _grid(img.size, size, scale)
+        resized = img.resize(resized_wh, Image.Resampling.BICUBIC)
         for y in ys:
             for x in xs:
                 crop = resized.crop((x, y, x + size, y + size))
@@ -108,6 +116,12 @@ def network_crops(img: Image.Image, size: int, scales: Sequence[float], flips: b
                 if flips:
                     crops.append(ImageOps.mirror(crop))
     return crops
+
+
+def crop_count(wh: tuple[int, int], size: int, scales: Sequence[float], flips: bool) -> int:
+    """len(network_crops(...)) of a photo of size `wh`, without resizing it."""
+    grids = [_grid(wh, size, scale) for scale in scales]
+    return sum(len(xs) * len(ys) for _, xs, ys in grids) * (2 if flips else 1)
 
 
 def cell_patches(x: torch.Tensor, map_size: int, patch: int) -> torch.Tensor:
@@ -252,14 +266,47 @@ def _image(source: Image.Image | Path) -> Image.Image:
     return source if isinstance(source, Image.Image) else load_image(source)
 
 
-def _count_crops(sources: Sequence[Image.Image | Path], size: int, scales: Sequence[float],
-                 flips: bool, progress: Progress | None, cancel: Cancel | None) -> int:
+def count_crops(sources: Sequence[Image.Image | Path], size: int, scales: Sequence[float],
+                flips: bool, progress: Progress | None = None, cancel: Cancel | None = None) -> int:
+    """How many crops the photos give (each photo read, none resized)."""
     total = 0
     for i, source in enumerate(sources):
         check(cancel, "while reading the photos")
         report(progress, 0.0, f"reading photo {i + 1}/{len(sources)}")
-        total += len(network_crops(_image(source), size, scales, flips))
+        total += crop_count(_image(source).size, size, scales, flips)
     return total
+
+
+def merge(shards: Sequence[Path], folder: Path, cancel: Cancel | None = None,
+          rows: int = 20_000) -> tuple[int, Moments]:
+    """Shards (folders `extract` wrote, in photo order) concatenated into one set of arrays in
+    `folder`, each crop's `sources` number shifted by the crops before its shard; every shard
+    folder is removed once copied. Returns the crops and the summed pixel moments."""
+    arrays = {k: [np.load(s / f"{k}.npy", mmap_mode="r") for s in shards] for k in MERGED}
+    out = {k: np.lib.format.open_memmap(folder / f"{k}.npy", "w+", parts[0].dtype,
+                                        (sum(len(a) for a in parts), *parts[0].shape[1:]))
+           for k, parts in arrays.items()}
+    stats, moments, row, crop = [], Moments(np.zeros(3), np.zeros((3, 3)), 0), 0, 0
+    for i, shard in enumerate(shards):
+        n = len(arrays["features"][i])
+        for start in range(0, n, rows):
+            check(cancel, "while merging the shards")
+            part = slice(start, min(n, start + rows))
+            at = slice(row + part.start, row + part.stop)
+            out["features"][at] = arrays["features"][i][part]
+            out["patches"][at] = arrays["patches"][i][part]
+            out["sources"][at] = arrays["sources"][i][part] + crop
+        stats.append(np.load(shard / "stats.npy"))
+        moments += Moments.read(shard / MOMENTS)
+        row, crop = row + n, crop + len(stats[-1])
+        for k in arrays:
+            arrays[k][i] = None  # close the shard's memory maps before removing it
+        shutil.rmtree(shard)
+    for array in out.values():
+        array.flush()
+    del out
+    np.save(folder / "stats.npy", np.concatenate(stats) if stats else np.zeros((0, 4, 3), np.float32))
+    return crop, moments
 
 
 class _Arrays:
@@ -296,16 +343,42 @@ class _Arrays:
         self.row += len(cells)
         self.crop_no += n
 
-    def finish(self, cancel: Cancel | None) -> str:
-        """Flush the arrays, save the statistics, build and save the index; returns its type."""
+    def close(self) -> Moments:
+        """Flush and close the arrays, save the per-crop statistics; returns the pixel moments
+        (what colour.npz is made of, summed over shards by `merge`)."""
         for array in (self.feats, self.patches, self.sources):
             array.flush()
         del self.feats, self.patches, self.sources  # close the memory maps
         np.save(self.folder / "stats.npy", self.stats)
-        mean = self.pixel_sum / self.pixel_n
-        np.savez(self.folder / "colour.npz", mean=mean,
-                 cov=self.pixel_outer / self.pixel_n - np.outer(mean, mean))
-        return _index_in_child(self.folder, cancel)
+        return Moments(self.pixel_sum, self.pixel_outer, self.pixel_n)
+
+
+@dataclass
+class Moments:
+    """Sums over pixels: of RGB (3,), of its outer products (3, 3), and their count."""
+
+    sum: np.ndarray
+    outer: np.ndarray
+    n: int
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(self.sum + other.sum, self.outer + other.outer, self.n + other.n)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, sum=self.sum, outer=self.outer, n=self.n)
+
+    @classmethod
+    def read(cls, path: Path) -> Moments:
+        with np.load(path) as data:
+            return cls(data["sum"], data["outer"], int(data["n"]))
+
+
+def seal(folder: Path, moments: Moments, cancel: Cancel | None) -> str:
+    """The colour statistics and the index of a folder whose arrays are written; returns the
+    index's type name."""
+    mean = moments.sum / moments.n
+    np.savez(folder / "colour.npz", mean=mean, cov=moments.outer / moments.n - np.outer(mean, mean))
+    return _index_in_child(folder, cancel)
 
 
 def _index_in_child(folder: Path, cancel: Cancel | None) -> str:
@@ -349,25 +422,41 @@ def build(
     if not name or "/" in name or name.startswith("."):
         raise InputError(f"'{name}' is not a valid database name")
     images, names = _gather(inputs, labels, cancel)
-    size, m, c = backbone.input_size, backbone.map_size(backbone.input_size), backbone.feature_channels
     patch_px = patch_px or backbone.cell_patch
-    total_crops = _count_crops(images, size, scales, flips, progress, cancel)
+    total_crops = count_crops(images, backbone.input_size, scales, flips, progress, cancel)
     with atomic.replacing(db_root(backbone.name) / name, "patchdb", cancel) as version:
-        arrays = _Arrays(version, total_crops * m * m, total_crops, c, patch_px)
-        for img in images:
-            _add_photo(arrays, _image(img), backbone, scales, flips, batch, total_crops,
-                       progress, cancel)
-        index = arrays.finish(cancel)
+        moments = extract(images, backbone, version, total_crops, scales, flips, patch_px, batch,
+                          progress, cancel)
+        index = seal(version, moments, cancel)
         atomic.fault_point("patchdb:index")
-        meta = {
-            "name": name, "backbone": backbone.name, "weights": backbone.weights_name,
-            "count": total_crops * m * m, "channels": c, "map_size": m, "input_size": size,
-            "cell_patch": backbone.cell_patch, "patch_px": patch_px, "scales": list(scales),
-            "flips": flips, "index": index, "metric": "cosine", "images": names,
-            "crops": total_crops, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        (version / "meta.json").write_text(json.dumps(meta, indent=1))
+        write_meta(version, name, backbone, names, total_crops, scales, flips, patch_px, index)
     return load(backbone.name, name)
+
+
+def extract(photos: Sequence[Image.Image | Path], backbone: Backbone, folder: Path, crops: int,
+            scales: Sequence[float], flips: bool, patch_px: int, batch: int = 16,
+            progress: Progress | None = None, cancel: Cancel | None = None) -> Moments:
+    """The arrays of `crops` crops of the photos (features, patches, sources, stats) written into
+    `folder`, photo after photo; returns their pixel moments. A whole build's, or one shard's."""
+    m, c = backbone.map_size(backbone.input_size), backbone.feature_channels
+    arrays = _Arrays(folder, crops * m * m, crops, c, patch_px)
+    for img in photos:
+        _add_photo(arrays, _image(img), backbone, scales, flips, batch, crops, progress, cancel)
+    return arrays.close()
+
+
+def write_meta(version: Path, name: str, backbone: Backbone, names: Sequence[str], crops: int,
+               scales: Sequence[float], flips: bool, patch_px: int, index: str) -> None:
+    size = backbone.input_size
+    m = backbone.map_size(size)
+    meta = {
+        "name": name, "backbone": backbone.name, "weights": backbone.weights_name,
+        "count": crops * m * m, "channels": backbone.feature_channels, "map_size": m,
+        "input_size": size, "cell_patch": backbone.cell_patch, "patch_px": patch_px,
+        "scales": list(scales), "flips": flips, "index": index, "metric": "cosine",
+        "images": list(names), "crops": crops, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    (version / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
 def _add_photo(arrays: _Arrays, img: Image.Image, backbone: Backbone, scales: Sequence[float],

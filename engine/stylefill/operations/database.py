@@ -56,14 +56,21 @@ class BuildPatchDBRequest(Request):
         self.patch_px = self.patch_px or preset.patch_px
 
 
+def request_photos(req: BuildPatchDBRequest, progress: Progress | None
+                   ) -> tuple[list, Progress | None]:
+    """The photos and folders to build from (a preset's fetched first, in the first fifth of
+    the progress) and the progress left for the build."""
+    if not req.preset:
+        return list(req.photos), progress
+    photos = photo_sets.materialize(req.preset, photo_sets.local_folder(req.preset),
+                                    scaled(progress, 0.0, 0.2, "photos: "))
+    return list(photos), scaled(progress, 0.2, 1.0)
+
+
 def build_patchdb(req: BuildPatchDBRequest, progress: Progress | None,
                   cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
-    photos = req.photos
-    if req.preset:
-        photos = photo_sets.materialize(req.preset, photo_sets.local_folder(req.preset),
-                                        scaled(progress, 0.0, 0.2, "photos: "))
-        progress = scaled(progress, 0.2, 1.0)
+    photos, progress = request_photos(req, progress)
     db = patchdb.build(photos, net, req.name, scales=req.scales, flips=req.flips,
                        patch_px=req.patch_px, progress=progress, cancel=cancel)
     return Outcome({"path": str(db.path), **db.meta}, files={"database": str(db.path)},
