@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +50,8 @@ class UnknownJob(StylefillError):
 class Job:
     """One unit of work and what clients may see of it; fields change only under `_lock`."""
 
-    def __init__(self, kind: str, run: Run):
-        self.id = secrets.token_hex(8)
+    def __init__(self, kind: str, run: Run, job_id: str | None = None):
+        self.id = job_id or secrets.token_hex(8)
         self.kind = kind
         self.state = QUEUED
         self.progress = 0
@@ -84,6 +85,14 @@ class Job:
             shown = self.outcome.layer if self.outcome.layer is not None else self.outcome.image
             return shown, self._png
 
+    def result(self) -> dict[str, Any]:
+        """A done job's answer: the shown image's offset and size (None when it makes no
+        image), its metrics and its PNG bytes."""
+        shown, png = self.result_png()
+        return {"offset": tuple(self.outcome.offset) if shown is not None else None,
+                "size": tuple(shown.size) if shown is not None else None,
+                "metrics": self.outcome.metrics, "png": png}
+
     def preview_png(self) -> bytes | None:
         """The latest preview as PNG (encoded on first request), None before the first."""
         with self._lock:
@@ -95,6 +104,24 @@ class Job:
         with self._lock:
             for name, value in fields.items():
                 setattr(self, name, value)
+
+
+class JobStore(Protocol):
+    """What the server's job routes need of a job store: this module's JobQueue (one device,
+    one process), or cluster.serve's (jobs spread over Ray Serve replicas). `get`, `submit` and
+    `cancel` answer objects with an `id`, `preview_png()` and `result()` (as Job's)."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def submit(self, kind: str, run: Run) -> Any: ...
+
+    def get(self, job_id: str) -> Any: ...
+
+    def cancel(self, job_id: str) -> Any: ...
+
+    def status(self, job: Any) -> dict: ...
 
 
 class JobQueue:
@@ -181,35 +208,38 @@ class JobQueue:
                     return
                 job = self._waiting.popleft()
                 job._set(state=RUNNING, stage="starting")
-            self._execute(job)
+            execute(job)
             with self._cond:
                 self._retire(job)
-
-    def _execute(self, job: Job) -> None:
-        try:
-            with LEARNER.foreground.busy():  # background style learning waits meanwhile
-                outcome = job._run(job.report, job.cancel_event)
-            shown = outcome.layer if outcome.layer is not None else outcome.image
-            png = None
-            if shown is not None:
-                job._set(stage="encoding the result")
-                png = _png(shown.convert("RGBA"))
-        except Cancelled as exc:
-            job._set(state=CANCELLED, stage="cancelled", message=str(exc))
-        except StylefillError as exc:
-            job._set(state=FAILED, stage="failed", message=str(exc))
-        except Exception as exc:  # a bug: keep serving, tell the client, log the traceback
-            log.exception("job %s (%s) crashed", job.id, job.kind)
-            job._set(state=FAILED, stage="failed",
-                     message=f"internal error ({type(exc).__name__}: {exc}); see the engine's log")
-        else:
-            job._set(state=DONE, stage="done", progress=100, outcome=outcome, _png=png)
 
     def _retire(self, job: Job) -> None:
         """Called with `_cond` held when a job has finished; forgets the oldest finished ones."""
         self._finished.append(job.id)
         while len(self._finished) > self.keep_finished:
             self._jobs.pop(self._finished.popleft(), None)
+
+
+def execute(job: Job) -> None:
+    """Run a job to its end in this thread: DONE with its outcome and PNG, or CANCELLED or
+    FAILED with a message (a bug is logged and reported, never raised)."""
+    try:
+        with LEARNER.foreground.busy():  # background style learning waits meanwhile
+            outcome = job._run(job.report, job.cancel_event)
+        shown = outcome.layer if outcome.layer is not None else outcome.image
+        png = None
+        if shown is not None:
+            job._set(stage="encoding the result")
+            png = _png(shown.convert("RGBA"))
+    except Cancelled as exc:
+        job._set(state=CANCELLED, stage="cancelled", message=str(exc))
+    except StylefillError as exc:
+        job._set(state=FAILED, stage="failed", message=str(exc))
+    except Exception as exc:  # a bug: keep serving, tell the client, log the traceback
+        log.exception("job %s (%s) crashed", job.id, job.kind)
+        job._set(state=FAILED, stage="failed",
+                 message=f"internal error ({type(exc).__name__}: {exc}); see the engine's log")
+    else:
+        job._set(state=DONE, stage="done", progress=100, outcome=outcome, _png=png)
 
 
 def _shrink(image: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ from .config import DEFAULT_HOST, DEFAULT_PORT, allowed_folders, ensure_token, i
 from .errors import InputError, StylefillError
 from .folders import Folders
 from .images import decode_image, selection_mask
-from .jobs import DONE, FAILED, JobQueue, QueueFull, UnknownJob
+from .jobs import DONE, FAILED, JobQueue, JobStore, QueueFull, UnknownJob
 from .operations import OPERATIONS, Operation
 from .operations import Request as OperationRequest
 from .operations.base import FieldsError, OnEngine, network
@@ -152,15 +152,16 @@ BEARER = HTTPBearer(auto_error=False, description="the token file in the engine'
 def create_app(token: str, *, max_queued: int = 4, max_body: int = MAX_BODY,
                background_styles: bool = True, host: str = DEFAULT_HOST,
                folders: Sequence[str | Path] | None = None, slots: int = SLOTS,
-               slot_wait: float = SLOT_WAIT_S) -> FastAPI:
+               slot_wait: float = SLOT_WAIT_S, jobs: JobStore | None = None) -> FastAPI:
     """The engine as an ASGI app: one CPU job queue, `token` required on /v1 routes but health.
 
     `host` is the address it is bound to (the Host requests may name besides loopback ones);
     `folders` those requests may name paths in (default: config.allowed_folders for `host`).
     `slots` requests compute outside the queue at once; one more waits `slot_wait` s, then 429.
     With `background_styles`, an insert in "any style" of a class without styles starts that
-    class's data-free styles in the background (for the next insert; style_learning)."""
-    queue = JobQueue(max_queued=max_queued)
+    class's data-free styles in the background (for the next insert; style_learning).
+    `jobs` replaces the job queue of this process (cluster.serve: a store shared by replicas)."""
+    queue = jobs if jobs is not None else JobQueue(max_queued=max_queued)
     inside = Folders(allowed_folders(host) if folders is None else folders, also=[models_dir()])
     busy = _Slots(slots, slot_wait)
 
@@ -240,7 +241,7 @@ def _style_routes(router: APIRouter, background_styles: bool, inside: Folders) -
 )
 
 
-def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool, busy: _Slots,
+def _job_routes(router: APIRouter, queue: JobStore, background_styles: bool, busy: _Slots,
                 inside: Folders) -> None:
     def submit(req: JobRequest) -> dict:
         op = OPERATIONS[req.kind]
@@ -287,10 +288,11 @@ def _job_routes(router: APIRouter, queue: JobQueue, background_styles: bool, bus
             why = {FAILED: f"failed: {status['message']}"}.get(
                 status["state"], f"is {status['state']} ({status['stage']})")
             raise HTTPException(409, f"job {job_id} has no result: it {why}")
-        shown, png = job.result_png()
-        return {"offset": list(job.outcome.offset) if shown is not None else None,
-                "size": list(shown.size) if shown is not None else None,
-                "metrics": inside.shown(job.outcome.metrics),
+        result = job.result()
+        png = result["png"]
+        return {"offset": result["offset"] and list(result["offset"]),
+                "size": result["size"] and list(result["size"]),
+                "metrics": inside.shown(result["metrics"]),
                 "png": base64.b64encode(png).decode("ascii") if png is not None else None}
 
 
@@ -375,10 +377,7 @@ def serve(host: str | None, port: int = DEFAULT_PORT, folders: Sequence[str] | N
     import uvicorn  # only the server needs it
 
     bind = host or DEFAULT_HOST
-    if host is not None and not is_loopback(host):
-        print(f"stylefill: warning: listening on {host}, not only on this machine: anyone who "
-              "can reach it and learns the token (sent unencrypted) can use the engine",
-              file=sys.stderr)
+    warn_if_open(host)
     folders = allowed_folders(bind, folders)
     # STYLEFILL_BACKGROUND_STYLES=0: no background style learning (the test suite: it would
     # compete with the tests for the CPU).
@@ -387,9 +386,21 @@ def serve(host: str | None, port: int = DEFAULT_PORT, folders: Sequence[str] | N
     sock = listen(bind, port)
     print(f"stylefill engine on {bind} port {sock.getsockname()[1]}; token in {token_path()}",
           file=sys.stderr)
+    announce_folders(folders)
+    uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(sockets=[sock])
+
+
+def warn_if_open(host: str | None) -> None:
+    """The warning of an engine bound to an address other machines can reach."""
+    if host is not None and not is_loopback(host):
+        print(f"stylefill: warning: listening on {host}, not only on this machine: anyone who "
+              "can reach it and learns the token (sent unencrypted) can use the engine",
+              file=sys.stderr)
+
+
+def announce_folders(folders: Sequence[str]) -> None:
     print(f"stylefill: requests may name files in: {', '.join(folders) or 'no folder'}",
           file=sys.stderr, flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(sockets=[sock])
 
 
 class HostCheck:
