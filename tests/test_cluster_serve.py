@@ -11,6 +11,7 @@ import faulthandler
 import importlib.util
 import io
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -225,6 +226,16 @@ def test_without_the_extra_serve_ray_says_how_to_install_it(monkeypatch, capsys)
     assert main(["serve", "--ray", "local", "--replicas", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "install/install.sh --with-ray" in err[0], err
+
+
+@needs_ray
+def test_a_busy_port_is_one_line_before_ray_starts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STYLEFILL_CONFIG", str(tmp_path))
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["serve", "--ray", "local", "--replicas", "1", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot listen on 127.0.0.1 port {port}" in err[0], err
 
 
 def test_replicas_go_with_ray(capsys):

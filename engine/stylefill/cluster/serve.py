@@ -29,7 +29,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -217,6 +216,7 @@ def serve(address: str, replicas: int | None = None, host: str | None = None,
     """Run the engine on Ray Serve until interrupted (Ctrl-C, SIGTERM): `replicas` job replicas
     (default: one per `threads` CPUs of the cluster), as many HTTP replicas, behind Serve's
     proxy on host:port (loopback unless `host` says otherwise, with the plain engine's warning).
+    With a local instance the port is checked first (busy: one line, as the plain engine's);
     `--port 0` (a local instance only) takes a free port, printed when the engine is ready."""
     if replicas is not None and replicas < 1:
         raise InputError("--replicas: give 1 or more")
@@ -224,14 +224,15 @@ def serve(address: str, replicas: int | None = None, host: str | None = None,
     bind = host or DEFAULT_HOST
     engine.warn_if_open(host)
     folders = allowed_folders(bind, folders)
+    if address == LOCAL:  # the proxy listens here: a busy port is the plain engine's one line
+        with engine.listen(bind, port) as sock:
+            port = sock.getsockname()[1]  # --port 0: a free one
+    elif port == 0:
+        raise InputError("--port 0 works with --ray local only: give the port the cluster's "
+                         "proxy is to listen on")
     settings = {"token": ensure_token(), "host": bind, "folders": list(folders),
                 "max_body": engine.MAX_BODY, "models": str(models_dir().resolve()),
                 "background_styles": os.environ.get("STYLEFILL_BACKGROUND_STYLES", "1") != "0"}
-    if port == 0:
-        if address != LOCAL:
-            raise InputError("--port 0 works with --ray local only: give the port the cluster's "
-                             "proxy is to listen on")
-        port = _free_port(bind)
     with connected(address) as ray, _terminated_as_interrupt():
         from ray import serve as ray_serve
 
@@ -258,11 +259,6 @@ def _check_room(ray: ModuleType, address: str, replicas: int, threads: int) -> N
     if replicas * threads > cpus:
         raise StylefillError(f"--replicas {replicas} needs {replicas * threads} CPUs for its job "
                              f"replicas; the Ray cluster at {address} has {cpus}")
-
-
-def _free_port(host: str) -> int:
-    with socket.create_server((host.strip("[]"), 0)) as sock:
-        return sock.getsockname()[1]
 
 
 def _wait_for_interrupt() -> None:
