@@ -26,6 +26,7 @@ from . import __version__, cluster, patchdb, styles
 from .backbones import BACKBONES, DEFAULT_BACKBONE, use_weights
 from .backbones import info as backbone_info
 from .cluster import learn as class_runs
+from .cluster import patchdb as shard_runs
 from .config import DEFAULT_PORT
 from .errors import Cancelled, InputError, StylefillError
 from .images import load_image, save_image, selection_mask
@@ -303,6 +304,43 @@ def _learn_styles(op: Operation, args: argparse.Namespace) -> dict:
     return {**result.metrics(), "skipped": [j.name for j in skipped]}
 
 
+# ------------------------------------------ a patch database from shards on Ray (cluster/)
+
+def _add_shard_runs(parser: argparse.ArgumentParser, op: Operation) -> None:
+    """`patchdb build` also extracts photo shards as Ray tasks and merges them."""
+    g = parser.add_argument_group("photo shards, each a Ray task (docs/scale.md)")
+    g.add_argument("--ray", metavar="ADDRESS", help="extract the photos' pairs in shards, each a "
+                   "Ray task, and merge them into one database: `local` (a Ray instance on this "
+                   "machine) or a cluster's address; needs the ray extra (install/install.sh "
+                   "--with-ray)")
+    g.add_argument("--shards", type=int, metavar="N", help="how many shards (default: one per "
+                   "Ray CPU)")
+    g.add_argument("--compare", action="store_true", help="extract the first shard in this "
+                   "process before the others go to Ray, to report the speed-up over one process")
+    parser.set_defaults(func=lambda args: _build_sharded(op, args))
+
+
+def _build_sharded(op: Operation, args: argparse.Namespace) -> dict:
+    if args.ray is None:
+        if args.shards is not None or args.compare:
+            raise InputError("--shards and --compare go with --ray ADDRESS (`--ray local` uses "
+                             "this machine's cores)")
+        return _run_operation(op, args)
+    cluster.require_ray()
+    if args.weights:
+        raise InputError("--ray builds with the backbone's own weights (not --weights)")
+    request = request_from_args(op, args)
+    with tqdm(total=1, desc="photos", unit="photo", disable=args.quiet, file=sys.stderr,
+              bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}]") as bar:
+        def done(photos: float, total: int) -> None:
+            bar.total, bar.n = total, photos
+            bar.refresh()
+
+        result = shard_runs.build(request, args.ray, args.shards, compare=args.compare, done=done)
+    print(result.summary())
+    return result.metrics()
+
+
 # ------------------------------------------------------------------ listings and the server
 
 def cmd_styles_list(args: argparse.Namespace) -> dict:
@@ -338,6 +376,15 @@ def cmd_backbones(args: argparse.Namespace) -> dict:
 
 
 def cmd_serve(args: argparse.Namespace) -> dict:
+    if args.ray is not None:
+        cluster.require_ray()
+        from .cluster.serve import serve as serve_on_ray  # Ray Serve only when asked for
+
+        serve_on_ray(args.ray, args.replicas, host=args.host, port=args.port, folders=args.folders)
+        return {}
+    if args.replicas is not None:
+        raise InputError("--replicas goes with --ray ADDRESS (`--ray local` runs the replicas "
+                         "on this machine)")
     from .server import serve  # the web stack only when serving
 
     serve(host=args.host, port=args.port, folders=args.folders)  # host None = 127.0.0.1
@@ -369,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     for op in OPERATIONS.values():
         _add_operation(sub, groups, op)
     _add_class_runs(groups["styles"].choices["learn"], OPERATIONS["learn_styles"])
+    _add_shard_runs(groups["patchdb"].choices["build"], OPERATIONS["patchdb_build"])
     s = _listing_parser(groups["styles"], "list", "learned styles of a class (or the classes "
                         "that have some)", cmd_styles_list)
     s.add_argument("cls", metavar="CLASS", nargs="?")
@@ -386,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "requests may name (learn styles from, rank, write to); default "
                    "$STYLEFILL_FOLDERS (':'-separated), else your home folder when listening on "
                    "loopback and none otherwise")
+    g = p.add_argument_group("a shared engine on Ray Serve (docs/scale.md)")
+    g.add_argument("--ray", metavar="ADDRESS", help="serve from Ray Serve replicas: `local` (a "
+                   "Ray instance on this machine) or a cluster's address; needs the ray extra "
+                   "(install/install.sh --with-ray)")
+    g.add_argument("--replicas", type=int, metavar="N", help="job replicas, each running one job "
+                   "at a time on one CPU (default: one per CPU of the Ray cluster)")
     p.set_defaults(func=cmd_serve)
     return parser
 

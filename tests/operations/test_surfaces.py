@@ -23,7 +23,9 @@ from stylefill.operations import OPERATIONS, InsertRequest, InvertRequest, Visua
 SURFACE_ONLY = {"output", "layer_file", "json", "quiet", "weights", "mask", "rect", "image", "func",
                 "command", "styles_command", "patchdb_command", "eval_command",
                 # styles learn --ray (cluster/): options of the run, not of one class's request
-                "ray", "all_classes", "classes_file", "force", "compare", "class_threads"}
+                "ray", "all_classes", "classes_file", "force", "compare", "class_threads",
+                # patchdb build --ray (cluster/patchdb.py): how the build is sharded
+                "shards"}
 
 
 def _subparser(words: tuple[str, ...]):
