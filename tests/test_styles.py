@@ -121,3 +121,31 @@ def test_bad_requests_are_input_errors(backbone, ladybug_styles, strawberry_fold
         styles.learn("ladybug", backbone, folder=strawberry_folder, root=tmp_path)
     with pytest.raises(InputError, match="no style 9"):
         ladybug_styles.style(9)
+
+
+def test_listing_shows_far_apart_styles_first_and_marks_near_duplicates(ladybug_styles, photo,
+                                                                       tmp_path):
+    """The real learned styles, listed farthest-first with ids unchanged; then the same set
+    with one preview swapped for a photo (visibly different) and one for a slight jitter of
+    another preview (the same picture): the photo comes second, the jitter is marked."""
+    listing = ladybug_styles.listing()
+    ids = [s["id"] for s in listing["styles"]]
+    assert ids == listing["order"] and sorted(ids) == list(range(len(ladybug_styles.styles)))
+    assert ids[0] == 0                                       # the heaviest style leads
+    for s in listing["styles"]:
+        assert s["preview"].endswith(f"preview_{s['id']}.png")   # ids are the stored ones
+        assert s["nearest"] != s["id"] and s["near_duplicate"] == (s["distance"] < 1)
+    assert listing["distinct"] == sum(s["looks_like"] is None for s in listing["styles"])
+    assert all(s["looks_like"] is None for s in listing["styles"][:listing["distinct"]])
+
+    dest = styles.class_dir(301, "ladybug", "efficientnet-lite0", tmp_path)
+    shutil.copytree(ladybug_styles.root, dest)
+    preview_0 = Image.open(dest / "preview_0.png").convert("RGB")
+    Image.fromarray((photo[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(dest / "preview_1.png")
+    preview_0.crop((3, 2, 224, 224)).resize((224, 224)).save(dest / "preview_3.png")
+    edited = styles.load("ladybug", root=tmp_path).listing()
+    by_id = {s["id"]: s for s in edited["styles"]}
+    assert edited["order"][:2] == [0, 1] and by_id[1]["distance"] > 1.2
+    assert by_id[3]["nearest"] == 0 and by_id[3]["distance"] < 0.8
+    assert by_id[3]["looks_like"] == 0 and by_id[3]["near_duplicate"]
+    assert edited["order"].index(3) >= edited["distinct"]    # shown after the distinct ones

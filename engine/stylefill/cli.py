@@ -350,9 +350,20 @@ def cmd_styles_list(args: argparse.Namespace) -> dict:
               f"no styles learned for {args.backbone} yet (styles learn CLASS --data-free)")
         return {"backbone": args.backbone, "classes": names}
     listing = styles.load(args.cls, args.backbone).listing()
-    for s in listing["styles"]:
-        print(f"style {s['id']}: weight {s['weight']:.2f}  {s['preview']}  ({len(s['images'])} images)")
+    for s in listing["styles"]:   # farthest-first: the first ones differ most
+        print(f"style {s['id']}: weight {s['weight']:.2f}  {s['preview']}  ({len(s['images'])} images)"
+              f"{_looks(s)}")
+    if len(listing["styles"]) > 1 and listing["distinct"] == 1:
+        print(f"these {len(listing['styles'])} styles look alike (their previews differ less "
+              "than a glance shows)")
     return listing
+
+
+def _looks(s: dict) -> str:
+    if s["nearest"] is None:
+        return ""
+    alike = f"≈ style {s['looks_like']}, " if s["looks_like"] is not None else ""
+    return f"  {alike}nearest style {s['nearest']} at {s['distance']:.2f}"
 
 
 def cmd_patchdb_list(args: argparse.Namespace) -> dict:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import atomic
+from . import atomic, looks
 from .backbones import DEFAULT_BACKBONE, Backbone, Masks, load_backbone
 from .classes import imagenet_classes, resolve_class
 from .errors import InputError
@@ -127,14 +127,29 @@ class StyleSet:
         paths = [Path(p) if os.path.isabs(p) else self.root / p for p in self.style(k).images]
         return paths[:limit]
 
+    def spread(self) -> looks.Spread:
+        """How visibly the previews differ: farthest-first order, each style's nearest other
+        and near-duplicates (stylefill/looks.py)."""
+        return looks.spread([looks.look(self.preview_path(s.id)) for s in self.styles])
+
     def listing(self) -> dict:
-        """The `styles list --json` object."""
-        return {
-            "class": self.cls, "index": self.index, "backbone": self.backbone, "source": self.source,
-            "styles": [{"id": s.id, "preview": str(self.preview_path(s.id)),
-                        "images": [str(p) for p in self.image_paths(s.id)], "weight": s.weight,
-                        "units": s.units, "preview_prob": s.preview_prob} for s in self.styles],
-        }
+        """The `styles list --json` object. Styles come farthest-first (`order`: the ids as
+        listed; ids never change), each with its `nearest` other style, the `distance` to it
+        (1 = the smallest difference seen at a glance), `near_duplicate` (under 1) and
+        `looks_like` (a style listed before it that it cannot be told from, else null);
+        `distinct` counts the styles that look different (the first ones listed)."""
+        entries = {s.id: {"id": s.id, "preview": str(self.preview_path(s.id)),
+                          "images": [str(p) for p in self.image_paths(s.id)], "weight": s.weight,
+                          "units": s.units, "preview_prob": s.preview_prob} for s in self.styles}
+        spread = self.spread()
+        for i, s in enumerate(self.styles):
+            entries[s.id].update(nearest=spread.nearest[i], distance=spread.distance[i],
+                                 near_duplicate=spread.distance[i] is not None
+                                 and spread.distance[i] < 1.0, looks_like=spread.looks_like[i])
+        order = [self.styles[i].id for i in spread.order]
+        return {"class": self.cls, "index": self.index, "backbone": self.backbone,
+                "source": self.source, "order": order, "distinct": spread.distinct,
+                "styles": [entries[k] for k in order]}
 
 
 # ---------------------------------------------------------------------------------- storage

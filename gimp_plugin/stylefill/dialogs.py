@@ -149,6 +149,18 @@ def _pixbuf(png, size=THUMB):
                            GdkPixbuf.InterpType.BILINEAR)
 
 
+def _style_tip(style_id, info):
+    """The style's weight and how visibly it differs from its nearest other style."""
+    tip = f"style {style_id}"
+    if info.get("weight") is not None:
+        tip += f": weight {float(info['weight']):.2f}"
+    if info.get("nearest") is not None and info.get("distance") is not None:
+        seen = "looks like" if info.get("near_duplicate") else "differs visibly from"
+        tip += (f"; {seen} its nearest, style {info['nearest']} "
+                f"(distance {float(info['distance']):.2f}, 1 = seen at a glance)")
+    return tip
+
+
 class StylePicker:
     """Radio buttons with the preview of each learned style of the class in the config; they
     set (and follow) the Style choice, whose "auto" is the first button. A class without learned
@@ -204,7 +216,7 @@ class StylePicker:
         if not styles:
             self._unlearned(cls)
             return
-        self._show(cls, backbone, styles)
+        self._show(cls, backbone, styles, listing.get("distinct"))
 
     def _unlearned(self, cls):
         """Auto, and the engine asked to learn the class's styles in the background (one-time),
@@ -221,7 +233,15 @@ class StylePicker:
                      state, "Learn styles... makes styles to choose from")
         self._say(f"No styles of '{cls}' learned yet, so Auto uses the class alone; {later}.")
 
-    def _show(self, cls, backbone, styles):
+    def _show(self, cls, backbone, styles, distinct=None):
+        """Auto, then the styles in the engine's order (farthest-first: the first ones differ
+        most); a style that looks like one before it is dimmed and says which ("≈ style 0"),
+        and a line says so when they all look alike."""
+        if len(styles) > 1 and distinct == 1:
+            note = _label("These styles look alike: their previews differ less than a glance "
+                          "shows, so Auto is as good a choice as any.")
+            note.set_name("note:styles")
+            self.box.pack_start(note, False, False, 0)
         flow = Gtk.FlowBox()
         flow.set_selection_mode(Gtk.SelectionMode.NONE)
         flow.set_max_children_per_line(6)
@@ -247,7 +267,10 @@ class StylePicker:
 
     def _decorate(self, button, cls, backbone, info):
         style_id = int(info["id"])
-        button.set_label(f"Style {style_id}")
+        alike = info.get("looks_like")
+        button.set_label(f"Style {style_id}" if alike is None else f"Style {style_id}\n≈ style {alike}")
+        if alike is not None:
+            button.set_opacity(0.6)   # still a choice, but the one it looks like comes first
         try:
             png = self.engine.style_preview(cls, style_id, backbone)
             button.set_image(Gtk.Image.new_from_pixbuf(_pixbuf(png)))
@@ -255,9 +278,7 @@ class StylePicker:
             button.set_image_position(Gtk.PositionType.TOP)
         except (sf.EngineError, GLib.Error):
             pass  # the label alone still chooses the style
-        weight = info.get("weight")
-        if weight is not None:
-            button.set_tooltip_text(f"style {style_id}: weight {float(weight):.2f}")
+        button.set_tooltip_text(_style_tip(style_id, info))
 
     def _chosen(self, button, nick):
         if button.get_active():

@@ -281,6 +281,39 @@ def test_learn_styles_job_then_list_and_preview(client, tmp_path, tmp_path_facto
     assert r.status_code == 400 and "did you mean: tabby" in r.json()["detail"]
 
 
+
+def test_style_listing_says_which_styles_look_alike(engine, client, backbone, tmp_path):
+    """GET /v1/styles/CLASS lists styles farthest-first with how far each is from its nearest
+    other and which ones look alike: real styles (learned here in seconds from four views of a
+    photo), whose previews are then two different photos and a slight crop of the first."""
+    import skimage.data
+
+    from stylefill import styles
+
+    coffee = Image.fromarray(skimage.data.coffee())
+    folder = tmp_path / "coffee"
+    folder.mkdir()
+    for i, box in enumerate([(0, 0, 600, 400), (40, 0, 600, 380), (0, 30, 560, 400), (80, 60, 520, 360)]):
+        coffee.crop(box).save(folder / f"{i}.png")
+    ss = styles.learn("espresso", backbone, folder=folder, topics=3, keep_all=True,
+                      preview_settings=styles.PreviewSettings(iters=4), root=engine.models)
+    astronaut = Image.fromarray(skimage.data.astronaut())
+    coffee.resize((224, 224)).save(ss.root / "preview_0.png")
+    astronaut.resize((224, 224)).save(ss.root / "preview_1.png")
+    coffee.crop((6, 4, 600, 400)).resize((224, 224)).save(ss.root / "preview_2.png")
+
+    listing = client.get("/v1/styles/espresso").json()
+    assert listing["order"] == [0, 1, 2] and listing["distinct"] == 2
+    assert [s["id"] for s in listing["styles"]] == [0, 1, 2]
+    first, other, alike = listing["styles"]
+    assert alike["looks_like"] == 0 and alike["near_duplicate"] and alike["nearest"] == 0
+    assert other["looks_like"] is None and not other["near_duplicate"] and other["distance"] > 1
+    assert first["nearest"] == 2 and first["distance"] == alike["distance"] < 1
+    coffee.crop((6, 4, 600, 400)).resize((224, 224)).save(ss.root / "preview_1.png")
+    listing = client.get("/v1/styles/espresso").json()
+    assert listing["distinct"] == 1 and [s["looks_like"] for s in listing["styles"][1:]] == [0, 0]
+
+
 PHOTO = noise()
 
 

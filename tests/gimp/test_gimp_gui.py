@@ -454,9 +454,10 @@ def test_modify_picks_its_style_from_thumbnails(gui, engine, photos: Path, insta
                                                 workdir: Path, tmp_path: Path):
     """Modify's dialog fills the class with what the selection holds and shows that class's
     styles as thumbnails after Auto (the style the object shows least of), chosen by default,
-    instead of a bare Style "0"."""
+    instead of a bare Style "0", in the engine's far-apart-first order, a near-duplicate
+    marked "≈ style N" and a note when they all look alike."""
     _forget_last_values(installed, "modify")
-    quick_styles(engine, "espresso", photos / "coffee.png", tmp_path / "styles")
+    listing = quick_styles(engine, "espresso", photos / "coffee.png", tmp_path / "styles").listing()
     ui = _ui_map(workdir, "modify")
     gui.start("""
 image, layer = load("coffee")
@@ -471,5 +472,10 @@ image.clean_all()
     assert shown["class-name"]["label"] == "espresso"       # the top-1 inside the selection
     assert shown["style:auto"]["active"] and shown["style:0"]["image"]
     assert not shown["style:0"]["active"] and "arg:style" not in shown and "arg:seed" in shown
+    for s in listing["styles"]:
+        label = shown[f"style:{s['id']}"]["label"]
+        assert label.endswith(f"≈ style {s['looks_like']}") if s["looks_like"] is not None \
+            else label == f"Style {s['id']}", (label, s)
+    assert ("note:styles" in shown) == (listing["distinct"] == 1), (shown, listing)
     gui.dismiss(r"^Stylefill: modify object$")
     assert gui.finish().result["call"]["status"] == "cancel"
