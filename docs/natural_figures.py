@@ -11,7 +11,7 @@ those JSON files.
 
 With `--inserts FOLDER` (the held-out photos: `python -m stylefill.photo_sets held-out FOLDER`),
 six of them get an object of a fitting class in data-free styles 0 and 1, with the previous
-insert (no grain) and today's, each measured by `stylefill.naturalness` with its selection
+insert (one network, Poisson blend) and today's, each measured by `stylefill.naturalness` with its selection
 (docs/images/natural-insert.jpg and a second table).
 """
 
@@ -47,7 +47,12 @@ INSERTS = (  # held-out photo (name contains), class, selection as fractions x0,
     ("seeding", "golden retriever", (0.55, 0.55, 0.85, 0.95)),
     ("mate_nature_Wood", "pizza", (0.35, 0.35, 0.65, 0.70)),
 )
-INSERT_SETTINGS = {"before": replace(InsertSettings(), grain=False), "after": InsertSettings()}
+# Before: the insert defaults this issue started from (Lite0 alone, 150 steps at lr 0.02, Lucent's
+# views, a Poisson blend), with grain; after: today's (Lite0 and Lite1, 100 steps at lr 0.05,
+# blurred and resampled views, the fill optimised through the alpha it is pasted with).
+INSERT_SETTINGS = {"before": replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", degrade=False,
+                                     second_network=False),
+                   "after": InsertSettings()}
 
 
 def measured(work: Path) -> dict[tuple[str, str], dict]:
@@ -117,6 +122,7 @@ def inserted(folder: Path, work: Path) -> list[dict]:
                 res.photo.crop((max(0, cx), max(0, cy), min(w, cx + side), min(h, cy + side))).save(
                     work / f"insert-{label}-{cls.replace(' ', '_')}-{style}.png")
                 rows.append({"label": label, "class": cls, "style": style, "lite0": found.solver["clean"],
+                             "seconds": res.metrics["seconds"], "seam": res.metrics["seam"],
                              "judge": found.judge["clean"], "judge_top1": found.judge_top1,
                              "fill": found.fill.high_frequency_share,
                              "around": found.surroundings.high_frequency_share,
@@ -143,13 +149,15 @@ def insert_figure(rows: list[dict], work: Path, out: Path) -> None:
 
 def insert_table(rows: list[dict]) -> str:
     lines = ["| class | style | Lite0 before / after | judge before / after | fill's share before / "
-             "after (around) |", "|---|---|---|---|---|"]
+             "after (around) | seam before / after | seconds before / after |",
+             "|---|---|---|---|---|---|---|"]
     for _, cls, _ in INSERTS:
         for style in (0, 1):
             a, b = (next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == style)
                     for label in INSERT_SETTINGS)
             lines.append(f"| {cls} | {style} | {a['lite0']:.2f} / {b['lite0']:.2f} | {a['judge']:.3f} / "
-                         f"{b['judge']:.3f} | {a['fill']:.3f} / {b['fill']:.3f} ({a['around']:.3f}) |")
+                         f"{b['judge']:.3f} | {a['fill']:.3f} / {b['fill']:.3f} ({a['around']:.3f}) | "
+                         f"{a['seam']:.2f} / {b['seam']:.2f} | {a['seconds']:.1f} / {b['seconds']:.1f} |")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .backbones import Backbone, Masks
+from .backbones import Backbone, Ensemble, Masks, load_second_network
 from .classification import class_prob
 from .errors import InputError
 from .masks import cells_under
@@ -41,10 +41,10 @@ BLENDS = ("alpha", "seamless")
 
 @dataclass(frozen=True)
 class InsertSettings:
-    """Defaults chosen by measurement (docs/completion.md)."""
+    """Defaults chosen by measurement (docs/completion.md, docs/tuning.md)."""
 
-    iters: int = 150
-    lr: float = 0.02
+    iters: int = 100
+    lr: float = 0.05
     modify_lr: float = 0.01      # modify starts from the object: smaller steps keep its shape
     context: float = 2.0         # context crop side / selection side
     min_context: int = 64        # px: tiny selections still get some surroundings
@@ -55,11 +55,17 @@ class InsertSettings:
     feather: float = 0.06        # alpha ramp inside the selection edge, share of its size
     refine: bool = False         # second pass at 2x resolution when the context crop is > 2x
     refine_iters: int = 40
-    blend: str = "seamless"     # measured: seam contrast 1.0 vs 1.2 for alpha, same prob_after
+    # The network sees the fill through the same feathered alpha it is pasted with; a Poisson
+    # (seamless) blend would then recolour the object it optimised (issue 14: the judge's
+    # probability fell from 0.99 in the work image to 0.36 in the photo).
+    blend: str = "alpha"
     param: str = "fourier"       # insert's fill: "fourier", or "maco" (the surroundings' spectrum)
-    degrade: bool = False        # random blur and resampling among the views
+    degrade: bool = True         # random blur and resampling among the views
     grain: bool = True           # add the photo's own detail finer than the fill's resolution
     max_gain: float = 1.0        # maco: how much bolder than its surroundings the fill may be
+    # The class under EfficientNet-Lite1 too (backbones.Ensemble): evidence two networks
+    # agree on is what a third one (the judge) sees; one network alone gets texture.
+    second_network: bool = True
 
 
 @dataclass
@@ -129,6 +135,14 @@ class _Context:
         m = resize_square(self.crop_mask.astype(np.float32), res)
         return rgb_tensor(resize_square(self.crop, res)), torch.from_numpy(m)[None, None]
 
+    def feather_width(self, settings: InsertSettings) -> float:
+        return settings.feather * max(self.sel.size)
+
+    def alpha_at(self, res: int, settings: InsertSettings) -> torch.Tensor:
+        """The feathered alpha the fill will be pasted with, (1, 1, res, res) at `res` px."""
+        alpha = feathered_alpha(self.crop_mask, self.feather_width(settings))
+        return torch.from_numpy(resize_square(alpha, res))[None, None]
+
 
 def _context(image: Image.Image, mask: np.ndarray, settings: InsertSettings) -> _Context:
     rgb = np.asarray(image.convert("RGB"))
@@ -176,7 +190,8 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
            lr: float, m7: torch.Tensor | None, sources: torch.Tensor | None, param: str,
            settings: InsertSettings, seed: int, progress: Progress | None,
            cancel: Cancel | None) -> torch.Tensor:
-    """One masked class visualisation of the context crop at `res` px."""
+    """One masked class visualisation of the context crop at `res` px, the fill seen through
+    the alpha it will be pasted with."""
     back, sel = ctx.at(res)
     masks = Masks(m5=cells_under(sel[0, 0].numpy(), net.map_size(res), settings.cells_dilate), m7=m7)
     amplitude = None
@@ -185,7 +200,9 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
         amplitude = surroundings_amplitude(ctx, height, width)
     elif param != "fourier":
         raise InputError(f"unknown fill parameterisation '{param}'; choose fourier or maco")
-    return visualize_masked(net, index, back, sel, start, masks=masks, mirror=ctx.mirror_at(res),
+    solver = Ensemble(net, load_second_network(str(net.device))) if settings.second_network else net
+    alpha = ctx.alpha_at(res, settings) if settings.blend == "alpha" else sel
+    return visualize_masked(solver, index, back, alpha, start, masks=masks, mirror=ctx.mirror_at(res),
                             regularisation=Regularisation(tv=settings.tv, patch=settings.patch),
                             prior_sources=sources, iters=steps, lr=lr, seed=seed,
                             amplitude=amplitude, max_gain=settings.max_gain,
@@ -233,7 +250,7 @@ def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> 
           slice(inside.x0 - ctx.box.x0, inside.x1 - ctx.box.x0))
     region = ctx.rgb[inside.y0:inside.y1, inside.x0:inside.x1]
     region_mask = ctx.mask[inside.y0:inside.y1, inside.x0:inside.x1]
-    alpha = feathered_alpha(region_mask, settings.feather * max(ctx.sel.size))
+    alpha = feathered_alpha(region_mask, ctx.feather_width(settings))
     out = ctx.rgb.copy()
     out[inside.y0:inside.y1, inside.x0:inside.x1] = blend(region, fill[sl], region_mask, alpha,
                                                           settings.blend)

@@ -9,7 +9,8 @@ settings, each as a ratio to 100 bare forward+backward passes of the backbone me
 same run, and `stylefill.naturalness` of both results (class probability under Lite0, its
 minimum over the photo transforms, the judge's probability and top-1, the photo statistics).
 Then one insert of "hay" into a 320 px square of a real grass field (Debian scratch, upscaled 3x
-as in bench_insert.py) with both settings: time ratio, p_after under Lite0 and the judge, the
+as in bench_insert.py) with both settings (previous: Lite0 alone, 150 steps, Poisson blend, no
+grain; current: Lite0 and Lite1, 100 steps): time ratio, p_after under Lite0 and the judge, the
 fill's high-frequency share beside its surroundings'. The issue's bar is a time ratio (current /
 previous) of at most 1.3.
 """
@@ -38,7 +39,8 @@ from debian_files import fetch  # noqa: E402
 from units import bare_passes, parse_with_threads  # noqa: E402
 
 PREVIOUS_VISUALIZE = replace(recipes.VisualizationSettings(), param="fourier", degrade=False)
-PREVIOUS_INSERT = replace(InsertSettings(), param="fourier", degrade=False, grain=False)
+PREVIOUS_INSERT = replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", param="fourier",
+                          degrade=False, grain=False, second_network=False)
 
 
 def row(label: str, seconds: float, unit: float, n: Naturalness) -> str:

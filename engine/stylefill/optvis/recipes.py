@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .. import patchdb
-from ..backbones import Backbone, Masks
+from ..backbones import Backbone, Ensemble, Masks
 from ..classification import class_prob, predict
 from ..errors import InputError
 from ..masks import image_code
@@ -272,7 +272,7 @@ def visualize_members(net: Backbone, index: int, masks: Masks, count: int, size:
     return res.image.cpu()
 
 
-def visualize_masked(net: Backbone, index: int, background: torch.Tensor, selection: torch.Tensor,
+def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Tensor, selection: torch.Tensor,
                      start: torch.Tensor, *, masks: Masks, regularisation: Regularisation,
                      prior_sources: torch.Tensor | None, iters: int, lr: float, seed: int,
                      amplitude: torch.Tensor | None = None, max_gain: float = 1.0,
