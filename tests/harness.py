@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
+import importlib.util
+import io
 import os
 import random
 import re
@@ -11,11 +14,44 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import httpx
+import pytest
 import uvicorn
+from PIL import Image, ImageEnhance
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="the ray extra: install/install.sh --with-ray")
+
+
+@contextmanager
+def local_ray(budget_s: float) -> Iterator[ModuleType]:
+    """One local Ray instance for a test module: 2 CPUs (2 workers of one thread), loopback
+    only; a module still running after `budget_s` (Ray's start included) ends the test run
+    with a traceback instead of hanging it."""
+    from stylefill import cluster
+
+    faulthandler.dump_traceback_later(budget_s, exit=True)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("RAY_ADDRESS", raising=False)
+            with cluster.connected("local", num_cpus=2) as ray:
+                yield ray
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def slight_jitter(img: Image.Image, rnd: random.Random) -> Image.Image:
+    """A crop of a few pixels, brightness within 4 %, JPEG at quality 85: the same picture."""
+    dx, dy = rnd.randint(2, 6), rnd.randint(2, 6)
+    out = ImageEnhance.Brightness(img.crop((dx, dy, img.width - 6 + dx, img.height - 6 + dy)))
+    buf = io.BytesIO()
+    out.enhance(rnd.uniform(0.96, 1.04)).convert("RGB").save(buf, "JPEG", quality=85)
+    return Image.open(buf).convert("RGB")
 
 
 def reserved_port() -> int:

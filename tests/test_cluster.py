@@ -6,8 +6,6 @@ same at any size."""
 
 from __future__ import annotations
 
-import faulthandler
-import importlib.util
 import json
 import os
 import sys
@@ -16,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import local_ray, needs_ray
 
-from stylefill import atomic, cluster, styles
+from stylefill import atomic, styles
 from stylefill.classes import resolve_class
 from stylefill.cli import main
 from stylefill.cluster import learn as class_runs
@@ -28,9 +27,6 @@ TINY = partial(styles.learn, data_free_settings=styles.DataFreeSettings(samples=
                preview_settings=styles.PreviewSettings(iters=4))
 RAY_BUDGET_S = 420  # the whole module, Ray's start included; a hang past it ends the test run
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="the ray extra: install/install.sh --with-ray")
-
 
 def _jobs(classes: list[str], root: Path) -> list[class_runs.ClassJob]:
     return class_runs.jobs_for([LearnStylesRequest(cls=c, data_free=True, topics=2, seed=3)
@@ -39,15 +35,9 @@ def _jobs(classes: list[str], root: Path) -> list[class_runs.ClassJob]:
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """One local Ray instance for the module: 2 CPUs (2 workers of one thread), loopback only."""
-    faulthandler.dump_traceback_later(RAY_BUDGET_S, exit=True)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.delenv("RAY_ADDRESS", raising=False)
-            with cluster.connected("local", num_cpus=2) as ray:
-                yield ray
-    finally:
-        faulthandler.cancel_dump_traceback_later()
+    """One local Ray instance for the module (harness.local_ray)."""
+    with local_ray(RAY_BUDGET_S) as ray:
+        yield ray
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ same at any size."""
 
 from __future__ import annotations
 
-import faulthandler
-import importlib.util
 import json
 import os
 import sys
@@ -17,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from harness import local_ray, needs_ray
 
-from stylefill import atomic, cluster, patchdb
+from stylefill import atomic, patchdb
 from stylefill.backbones import load_backbone
 from stylefill.cli import main
 from stylefill.cluster import patchdb as shard_runs
@@ -31,21 +30,12 @@ PHOTOS = ("skimage:chelsea", "skimage:coffee", "skimage:astronaut", "skimage:roc
 RAY_BUDGET_S = 300  # the whole module, Ray's start included; a hang past it ends the test run
 BACKBONE = "efficientnet-lite0"
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="the ray extra: install/install.sh --with-ray")
-
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """One local Ray instance for the module: 2 CPUs (2 workers of one thread), loopback only."""
-    faulthandler.dump_traceback_later(RAY_BUDGET_S, exit=True)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.delenv("RAY_ADDRESS", raising=False)
-            with cluster.connected("local", num_cpus=2) as ray:
-                yield ray
-    finally:
-        faulthandler.cancel_dump_traceback_later()
+    """One local Ray instance for the module (harness.local_ray)."""
+    with local_ray(RAY_BUDGET_S) as ray:
+        yield ray
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import faulthandler
-import importlib.util
 import io
 import os
 import socket
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from harness import ENGINE_LINE, Engine, isolated_models, wait_healthy
+from harness import ENGINE_LINE, Engine, isolated_models, needs_ray, wait_healthy
 from PIL import Image
 
 from stylefill import __version__, jobs
@@ -38,10 +37,6 @@ LONG = {"kind": "visualize", "params": {"class": "ladybug", "iters": 20_000, "si
 SMALL = [{"kind": "visualize", "params": {"class": "goldfish", "iters": 6, "size": 64, "seed": s}}
          for s in (0, 1, 0, 1)]
 FINISHED = {"done", "failed", "cancelled"}
-
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="the ray extra: install/install.sh --with-ray")
-
 
 @pytest.fixture(scope="module")
 def ray_engine(tmp_path_factory) -> Iterator[Engine]:

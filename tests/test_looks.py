@@ -4,25 +4,16 @@ glance cross the threshold while ones nobody sees do not (numbers: docs/styles.m
 
 from __future__ import annotations
 
-import io
 import itertools
 import random
 
 import numpy as np
 import pytest
 import skimage.data
+from harness import slight_jitter
 from PIL import Image, ImageEnhance, ImageFilter
 
 from stylefill import looks
-
-
-def _jitter(img: Image.Image, rnd: random.Random) -> Image.Image:
-    """A crop of a few pixels, brightness within 4 %, JPEG at quality 85: the same picture."""
-    dx, dy = rnd.randint(2, 6), rnd.randint(2, 6)
-    out = ImageEnhance.Brightness(img.crop((dx, dy, img.width - 6 + dx, img.height - 6 + dy)))
-    buf = io.BytesIO()
-    out.enhance(rnd.uniform(0.96, 1.04)).convert("RGB").save(buf, "JPEG", quality=85)
-    return Image.open(buf).convert("RGB")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +23,7 @@ def photos(foolbox_images) -> list[Image.Image]:
 
 def test_a_photo_and_its_jitter_are_alike_two_photos_are_not(photos):
     rnd = random.Random(0)
-    same = [looks.difference(looks.look(p), looks.look(_jitter(p, rnd))).distance for p in photos]
+    same = [looks.difference(looks.look(p), looks.look(slight_jitter(p, rnd))).distance for p in photos]
     shown = [looks.look(p) for p in photos]
     other = [looks.difference(a, b).distance for a, b in itertools.combinations(shown, 2)]
     assert len(other) == 190
@@ -56,7 +47,8 @@ def test_edits_seen_at_a_glance_cross_the_threshold(edit, seen):
 def test_spread_orders_far_apart_first_and_groups_near_duplicates(photos):
     rnd = random.Random(1)
     a, b = photos[0], photos[5]
-    shown = [looks.look(x) for x in (a, _jitter(a, rnd), b, _jitter(b, rnd), _jitter(a, rnd))]
+    shown = [looks.look(x) for x in (a, slight_jitter(a, rnd), b, slight_jitter(b, rnd),
+                                     slight_jitter(a, rnd))]
     s = looks.spread(shown)
     assert s.order[:2] == [0, 2] and s.distinct == 2            # one of each photo first
     assert s.looks_like == [None, 0, None, 2, 0]

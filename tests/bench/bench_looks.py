@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import io
 import itertools
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,9 @@ import skimage.data
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from stylefill import atomic, looks
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import slight_jitter  # noqa: E402
 
 
 def _hue(img: Image.Image, degrees: int) -> Image.Image:
@@ -56,14 +59,6 @@ EDITS = {
     "contrast x0.6": lambda i: ImageEnhance.Contrast(i).enhance(0.6),
     "shift 4 px": lambda i: i.crop((4, 4, i.width, i.height)).resize(i.size),
 }
-
-
-def jitter(img: Image.Image, rnd: random.Random) -> Image.Image:
-    dx, dy = rnd.randint(2, 6), rnd.randint(2, 6)
-    out = ImageEnhance.Brightness(img.crop((dx, dy, img.width - 6 + dx, img.height - 6 + dy)))
-    buf = io.BytesIO()
-    out.enhance(rnd.uniform(0.96, 1.04)).convert("RGB").save(buf, "JPEG", quality=85)
-    return Image.open(buf).convert("RGB")
 
 
 def photos() -> list[Image.Image]:
@@ -136,10 +131,10 @@ def main() -> None:
     print(f"\n{'pairs':26s} {'n':>4s}  distance [min p10 median p90 max] | colour (Delta E) | "
           "texture (x100)")
     shot_looks = [looks.look(p) for p in shots]
-    row("photo vs its jitter", [looks.difference(a, looks.look(jitter(p, rnd)))
+    row("photo vs its jitter", [looks.difference(a, looks.look(slight_jitter(p, rnd)))
                                 for p, a in zip(shots, shot_looks, strict=True)])
     previews = [Image.open(p).convert("RGB") for ps in sets.values() for p in ps]
-    row("preview vs its jitter", [looks.difference(looks.look(p), looks.look(jitter(p, rnd)))
+    row("preview vs its jitter", [looks.difference(looks.look(p), looks.look(slight_jitter(p, rnd)))
                                   for p in previews])
     if args.reruns:
         reruns = sorted(args.reruns.glob("*_*.png"))
