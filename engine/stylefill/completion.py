@@ -24,6 +24,7 @@ from .errors import InputError
 from .masks import cells_under
 from .optvis.param import amplitude_of
 from .optvis.recipes import Regularisation, visualize_masked
+from .photo_stats import spectrum_stats
 from .progress import Cancel, Progress, report, scaled
 from .regions import (
     Box,
@@ -62,6 +63,10 @@ class InsertSettings:
     param: str = "fourier"       # insert's fill: "fourier", or "maco" (the surroundings' spectrum)
     degrade: bool = True         # random blur and resampling among the views
     grain: bool = True           # add the photo's own detail finer than the fill's resolution
+    # Up to this many times more of the surroundings' finest grain (finer than 2 px and than
+    # twice the fill's upscaling, so networks at 224 px never see it), as much as the pasted
+    # fill needs for its high-frequency share to reach its surroundings' (0 = none).
+    level_grain: float = 4.0
     max_gain: float = 1.0        # maco: how much bolder than its surroundings the fill may be
     # The class under EfficientNet-Lite1 too (backbones.Ensemble): evidence two networks
     # agree on is what a third one (the judge) sees; one network alone gets texture.
@@ -232,6 +237,35 @@ def _layer_previews(ctx: _Context, res: int, progress: Progress | None) -> Progr
     return report_layer
 
 
+def _grain_gain(ctx: _Context, fill: np.ndarray, grain: np.ndarray, settings: InsertSettings) -> float:
+    """How much `grain` the fill (the selection's box, float) takes, 0 to `level_grain`: enough
+    for the pasted selection's high-frequency share to reach its surroundings' (bisection)."""
+    sel = ctx.sel
+    h, w = ctx.rgb.shape[:2]
+    tiles = [t for t in around_boxes(sel) if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= w and t.y1 <= h]
+    if not tiles or min(sel.size) < 8:
+        return 0.0
+    target = np.mean([spectrum_stats(ctx.rgb[t.y0:t.y1, t.x0:t.x1] / 255.0).high_frequency_share
+                      for t in tiles])
+    photo = ctx.rgb[sel.y0:sel.y1, sel.x0:sel.x1].astype(np.float32)
+    mask = ctx.mask[sel.y0:sel.y1, sel.x0:sel.x1]
+    alpha = feathered_alpha(mask, ctx.feather_width(settings))[..., None]
+
+    def share(gain: float) -> float:
+        pasted = photo * (1 - alpha) + np.clip(fill + gain * grain, 0, 255) * alpha
+        return spectrum_stats(pasted / 255.0, mask).high_frequency_share
+
+    lo, hi = 0.0, settings.level_grain
+    if share(lo) >= target:
+        return lo
+    if share(hi) <= target:
+        return hi
+    for _ in range(8):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if share(mid) < target else (lo, mid)
+    return (lo + hi) / 2
+
+
 def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> tuple[np.ndarray, np.ndarray]:
     """The fill (network resolution) scaled to the crop and blended into the photo inside the
     selection only; the new photo and the alpha it was blended with (photo-sized)."""
@@ -243,7 +277,13 @@ def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> 
         sel = ctx.sel
         ys = slice(sel.y0 - ctx.box.y0, sel.y1 - ctx.box.y0)
         xs = slice(sel.x0 - ctx.box.x0, sel.x1 - ctx.box.x0)
-        fill[ys, xs] = np.clip(fill[ys, xs] + surroundings_grain(ctx, scale) + 0.5, 0, 255).astype(np.uint8)
+        grain = surroundings_grain(ctx, scale)
+        if settings.level_grain > 0 and scale > 2:
+            # Only detail an octave finer than the network's view (and finer than 2 px):
+            # levelled grain the networks could see cost the class (docs/tuning.md).
+            finest = surroundings_grain(ctx, min(2.0, scale / 2))
+            grain += _grain_gain(ctx, fill[ys, xs] + grain, finest, settings) * finest
+        fill[ys, xs] = np.clip(fill[ys, xs] + grain + 0.5, 0, 255).astype(np.uint8)
     h, w = ctx.rgb.shape[:2]
     inside = ctx.box.clipped(w, h)
     sl = (slice(inside.y0 - ctx.box.y0, inside.y1 - ctx.box.y0),
