@@ -77,23 +77,33 @@ if [ "$CHECK" = 1 ]; then
     OUT=$REPO/out/install-check
     mkdir -p "$OUT"
     step "self-check: suggest objects for a selection, then insert one in a learned style"
-    "$VENV/bin/python" - "$OUT/chelsea.png" <<'PY'
+    # A ladybug on scikit-learn's dahlia (tests/test_completion.py runs the same scene).
+    "$VENV/bin/python" - "$OUT/dahlia.png" <<'PY'
 import sys
 
-import skimage.data
 from PIL import Image
+from sklearn.datasets import load_sample_image
 
-Image.fromarray(skimage.data.chelsea()).save(sys.argv[1])
+Image.fromarray(load_sample_image("flower.jpg")).save(sys.argv[1])
 PY
-    SEL=20,150,120,120
-    "$VENV/bin/stylefill" suggest "$OUT/chelsea.png" --rect "$SEL" --top 5 --json "$OUT/suggest.json"
+    SEL=300,130,120,120
+    "$VENV/bin/stylefill" suggest "$OUT/dahlia.png" --rect "$SEL" --top 5 --json "$OUT/suggest.json"
     echo "(an insert in a style of a class without styles first learns them without data: about 2-3 minutes on a 2-core CPU, once per class, cached)"
-    "$VENV/bin/stylefill" insert "$OUT/chelsea.png" --rect "$SEL" --class ladybug --style 0 \
-        -o "$OUT/chelsea-ladybug.png" --layer "$OUT/ladybug-layer.png" --json "$OUT/insert.json"
+    "$VENV/bin/stylefill" insert "$OUT/dahlia.png" --rect "$SEL" --class ladybug --style 0 \
+        -o "$OUT/dahlia-ladybug.png" --layer "$OUT/ladybug-layer.png" --json "$OUT/insert.json"
     step "how natural is it: the solver's network and an independent judge (EfficientNet-Lite2)"
-    "$VENV/bin/stylefill" eval naturalness "$OUT/chelsea-ladybug.png" --rect "$SEL" --class ladybug \
+    "$VENV/bin/stylefill" eval naturalness "$OUT/dahlia-ladybug.png" --rect "$SEL" --class ladybug \
         -o "$OUT/naturalness.md" --json "$OUT/naturalness.json" -q
-    step "done: results are in $OUT (chelsea-ladybug.png: the photo with a ladybug in style 0)"
+    "$VENV/bin/python" - "$OUT/naturalness.json" <<'PY'
+import json
+import sys
+
+found = json.load(open(sys.argv[1]))
+verdict = "passes" if found["judge_top1"] == "ladybug" else "does NOT pass"
+print(f"the judge's top-1 is {found['judge_top1']!r} (p(ladybug) {found['judge']['clean']:.2f}): "
+      f"the self-check {verdict} the judge")
+PY
+    step "done: results are in $OUT (dahlia-ladybug.png: the photo with a ladybug in style 0)"
     echo "Styles of ladybug: $VENV/bin/stylefill styles list ladybug"
     if [ "$GIMP" = 1 ]; then echo "Restart GIMP 3, select an area, then Filters > Stylefill > Insert object..."; fi
 fi
