@@ -13,8 +13,8 @@ from stylefill.classification import object_view
 from stylefill.cli import main
 from stylefill.completion import InsertSettings, _context, fill_selection
 from stylefill.errors import Cancelled, InputError
-from stylefill.naturalness import around as around_stats
 from stylefill.operations import InsertRequest, ModifyRequest, SuggestRequest, run
+from stylefill.photo_stats import around as around_stats
 from stylefill.photo_stats import spectrum_stats
 from stylefill.regions import selection_box
 from stylefill.retrieval import mixtures
@@ -199,7 +199,7 @@ def test_grain_gives_an_upscaled_fill_the_photos_detail(backbone, held_out_photo
     (the default) onto it. A MACO fill runs too. Nothing outside the selection changes."""
     photo = Image.open(next(p for p in held_out_photos if p.name == "citrus-fruits.jpg")).convert("RGB")
     mask = _rect_mask(photo, (400, 300, 300, 300))
-    around = around_stats(photo, selection_box(mask)).high_frequency_share
+    around = around_stats(np.asarray(photo) / 255.0, selection_box(mask)).high_frequency_share
     gaps = {}
     for label, settings in (("plain", InsertSettings(iters=30, grain=False)),
                             ("photo's grain", InsertSettings(iters=30, level_grain=0.0)),

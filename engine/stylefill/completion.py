@@ -24,7 +24,7 @@ from .errors import InputError
 from .masks import cells_under
 from .optvis.param import amplitude_of
 from .optvis.recipes import Regularisation, visualize_masked
-from .photo_stats import spectrum_stats
+from .photo_stats import around, spectrum_stats
 from .progress import Cancel, Progress, report, scaled
 from .regions import (
     Box,
@@ -237,19 +237,19 @@ def _layer_previews(ctx: _Context, res: int, progress: Progress | None) -> Progr
     return report_layer
 
 
-def _grain_gain(ctx: _Context, fill: np.ndarray, grain: np.ndarray, settings: InsertSettings) -> float:
+def _grain_gain(ctx: _Context, fill: np.ndarray, grain: np.ndarray, alpha: np.ndarray,
+                settings: InsertSettings) -> float:
     """How much `grain` the fill (the selection's box, float) takes, 0 to `level_grain`: enough
-    for the pasted selection's high-frequency share to reach its surroundings' (bisection)."""
+    for the selection pasted with `alpha` (its box) to reach its surroundings' high-frequency
+    share (bisection)."""
     sel = ctx.sel
-    h, w = ctx.rgb.shape[:2]
-    tiles = [t for t in around_boxes(sel) if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= w and t.y1 <= h]
-    if not tiles or min(sel.size) < 8:
+    surroundings = around(ctx.rgb / 255.0, sel)
+    if surroundings is None:
         return 0.0
-    target = np.mean([spectrum_stats(ctx.rgb[t.y0:t.y1, t.x0:t.x1] / 255.0).high_frequency_share
-                      for t in tiles])
+    target = surroundings.high_frequency_share
     photo = ctx.rgb[sel.y0:sel.y1, sel.x0:sel.x1].astype(np.float32)
     mask = ctx.mask[sel.y0:sel.y1, sel.x0:sel.x1]
-    alpha = feathered_alpha(mask, ctx.feather_width(settings))[..., None]
+    alpha = alpha[..., None]
 
     def share(gain: float) -> float:
         pasted = photo * (1 - alpha) + np.clip(fill + gain * grain, 0, 255) * alpha
@@ -273,6 +273,13 @@ def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> 
     scale = ctx.side / fill.shape[0]
     up = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
     fill = cv2.resize(fill, (ctx.side, ctx.side), interpolation=up)
+    h, w = ctx.rgb.shape[:2]
+    inside = ctx.box.clipped(w, h)
+    sl = (slice(inside.y0 - ctx.box.y0, inside.y1 - ctx.box.y0),
+          slice(inside.x0 - ctx.box.x0, inside.x1 - ctx.box.x0))
+    region = ctx.rgb[inside.y0:inside.y1, inside.x0:inside.x1]
+    region_mask = ctx.mask[inside.y0:inside.y1, inside.x0:inside.x1]
+    alpha = feathered_alpha(region_mask, ctx.feather_width(settings))
     if settings.grain and scale > 1:
         sel = ctx.sel
         ys = slice(sel.y0 - ctx.box.y0, sel.y1 - ctx.box.y0)
@@ -282,15 +289,9 @@ def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> 
             # Only detail an octave finer than the network's view (and finer than 2 px):
             # levelled grain the networks could see cost the class (docs/tuning.md).
             finest = surroundings_grain(ctx, min(2.0, scale / 2))
-            grain += _grain_gain(ctx, fill[ys, xs] + grain, finest, settings) * finest
+            sel_alpha = alpha[sel.y0 - inside.y0:sel.y1 - inside.y0, sel.x0 - inside.x0:sel.x1 - inside.x0]
+            grain += _grain_gain(ctx, fill[ys, xs] + grain, finest, sel_alpha, settings) * finest
         fill[ys, xs] = np.clip(fill[ys, xs] + grain + 0.5, 0, 255).astype(np.uint8)
-    h, w = ctx.rgb.shape[:2]
-    inside = ctx.box.clipped(w, h)
-    sl = (slice(inside.y0 - ctx.box.y0, inside.y1 - ctx.box.y0),
-          slice(inside.x0 - ctx.box.x0, inside.x1 - ctx.box.x0))
-    region = ctx.rgb[inside.y0:inside.y1, inside.x0:inside.x1]
-    region_mask = ctx.mask[inside.y0:inside.y1, inside.x0:inside.x1]
-    alpha = feathered_alpha(region_mask, ctx.feather_width(settings))
     out = ctx.rgb.copy()
     out[inside.y0:inside.y1, inside.x0:inside.x1] = blend(region, fill[sl], region_mask, alpha,
                                                           settings.blend)

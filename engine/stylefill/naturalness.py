@@ -21,8 +21,8 @@ from .classification import TRANSFORMS, robustness, transformed
 from .completion import InsertSettings
 from .images import fit_square, to_tensor
 from .judge import Judge
-from .photo_stats import SpectrumStats, spectrum_stats
-from .regions import Box, around_boxes, context_box, crop, selection_box
+from .photo_stats import SpectrumStats, around, spectrum_stats
+from .regions import context_box, crop, selection_box
 
 
 @dataclass
@@ -71,7 +71,7 @@ def naturalness(net: Backbone, judge: Judge, image: Image.Image, index: int,
         view = Image.fromarray(crop(np.asarray(image), box))
         label = f"context crop {box.size[0]}x{box.size[1]} at {box.x0},{box.y0}"
         fill = spectrum_stats(np.asarray(image) / 255.0, selection)
-        surroundings = around(image, selected)
+        surroundings = around(np.asarray(image) / 255.0, selected)
     size = net.input_size
     shown = to_tensor(fit_square(view, size))  # the centre square, as classify sees a photo
     judged = judge.probs(transformed(shown))
@@ -80,17 +80,3 @@ def naturalness(net: Backbone, judge: Judge, image: Image.Image, index: int,
                        judge.categories[int(judged[0].argmax())], spectrum_stats(shown),
                        fill, surroundings)
 
-
-def around(image: Image.Image, box: Box) -> SpectrumStats | None:
-    """The photo around a selection: the mean statistics of the tiles of the selection's size
-    left, right, above and below it that lie inside the photo (None if none does)."""
-    w, h = box.size
-    if min(w, h) < 8:  # too small for spectrum statistics
-        return None
-    rgb = np.asarray(image) / 255.0
-    stats = [spectrum_stats(rgb[t.y0:t.y1, t.x0:t.x1]) for t in around_boxes(box)
-             if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= image.width and t.y1 <= image.height]
-    if not stats:
-        return None
-    return SpectrumStats(float(np.mean([s.high_frequency_share for s in stats])),
-                         float(np.mean([s.slope for s in stats])))

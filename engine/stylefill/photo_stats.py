@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .regions import Box, around_boxes
+
 HIGH_FREQUENCY = 0.25  # cycles per pixel: above it is "high frequency"
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -41,6 +43,22 @@ def spectrum_stats(image: torch.Tensor | np.ndarray, mask: np.ndarray | None = N
     total = amplitude[radius > 0].sum()
     share = float(amplitude[radius > HIGH_FREQUENCY].sum() / total) if total > 0 else 0.0
     return SpectrumStats(share, _slope(amplitude, radius, min(h, w)))
+
+
+def around(rgb: np.ndarray, box: Box) -> SpectrumStats | None:
+    """The photo (H, W, 3) in [0, 1] around a selection's box `box`: the mean statistics of the
+    tiles of its size left, right, above and below it that lie inside the photo (None if none
+    does, or the box is too small for spectrum statistics)."""
+    w, h = box.size
+    if min(w, h) < 8:
+        return None
+    height, width = rgb.shape[:2]
+    stats = [spectrum_stats(rgb[t.y0:t.y1, t.x0:t.x1]) for t in around_boxes(box)
+             if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= width and t.y1 <= height]
+    if not stats:
+        return None
+    return SpectrumStats(float(np.mean([s.high_frequency_share for s in stats])),
+                         float(np.mean([s.slope for s in stats])))
 
 
 def _grey(image: torch.Tensor | np.ndarray) -> np.ndarray:
