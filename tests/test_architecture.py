@@ -15,7 +15,8 @@ MAX_LINES = 60
 # Lower layers never import higher ones (docs/architecture.md).
 LAYERS = {
     0: {"__init__", "errors", "paths", "atomic", "config", "folders", "progress", "classes",
-        "images", "regions", "sample_photos", "photo_sets", "photo_stats", "looks"},
+        "images", "regions", "sample_photos", "photo_sets", "photo_stats", "looks",
+        "openmp"},
     1: {"backbones", "optvis.objectives", "optvis.param", "optvis.transforms",
         "optvis.regularizers", "optvis.patch_prior", "optvis.solver", "optvis", "patchdb",
         "patchdb_index", "masks", "classification", "judge"},

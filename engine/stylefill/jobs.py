@@ -23,6 +23,7 @@ from PIL import Image
 
 from .errors import Cancelled, StylefillError
 from .images import to_pil
+from .openmp import release_team
 from .operations import Outcome
 from .progress import Cancel, Progress
 from .style_learning import LEARNER
@@ -61,7 +62,7 @@ class Job:
         self.cancel_event = threading.Event()
         self._run = run
         self._lock = threading.Lock()
-        self._preview: torch.Tensor | None = None
+        self._preview: Image.Image | None = None  # made in the worker: no torch in requests
         self._preview_png: bytes | None = None
         self._preview_at = 0.0
         self._png: bytes | None = None
@@ -71,7 +72,7 @@ class Job:
         small = None
         now = time.monotonic()
         if preview is not None and now - self._preview_at >= PREVIEW_INTERVAL:
-            small = _shrink(preview)
+            small = to_pil(_shrink(preview))
             self._preview_at = now
         with self._lock:
             self.progress = max(0, min(100, int(fraction * 100)))
@@ -97,7 +98,7 @@ class Job:
         """The latest preview as PNG (encoded on first request), None before the first."""
         with self._lock:
             if self._preview is not None and self._preview_png is None:
-                self._preview_png = _png(to_pil(self._preview))
+                self._preview_png = _png(self._preview)
             return self._preview_png
 
     def _set(self, **fields: object) -> None:
@@ -209,6 +210,7 @@ class JobQueue:
                 job = self._waiting.popleft()
                 job._set(state=RUNNING, stage="starting")
             execute(job)
+            release_team()  # a suggest between jobs computes at full speed
             with self._cond:
                 self._retire(job)
 

@@ -27,6 +27,7 @@ import torch
 from . import styles
 from .backbones import Backbone
 from .errors import Cancelled, StylefillError
+from .openmp import release_team
 from .paths import models_dir
 from .progress import Cancel, Progress, report, scaled
 
@@ -66,7 +67,10 @@ class Foreground:
                 self._count += 1
 
     def wait_idle(self, stop: threading.Event) -> None:
+        """Wait while jobs compute, their OpenMP teams the only ones meanwhile (openmp)."""
         with self._idle:
+            if self._count > 0:
+                release_team()
             while self._count > 0 and not stop.is_set():
                 self._idle.wait(0.5)
 
