@@ -12,6 +12,7 @@ import torch
 
 from stylefill.backbones import Backbone, load_backbone
 from stylefill.images import fit_square, to_tensor
+from stylefill.openmp import release_team
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from debian_files import HELD_OUT, fetch  # noqa: E402
@@ -20,6 +21,13 @@ from debian_files import HELD_OUT, fetch  # noqa: E402
 # minutes of learning would compete with the tests for the CPU. tests/test_style_learning.py
 # turns it on where it is what is tested.
 os.environ.setdefault("STYLEFILL_BACKGROUND_STYLES", "0")
+
+
+@pytest.fixture(autouse=True)
+def main_thread_without_helpers() -> None:
+    """This thread hands back torch's OpenMP helpers before each test, as the engine's threads
+    do (stylefill.openmp): an engine a test serves in a thread then computes at full speed."""
+    release_team()
 
 
 @pytest.fixture(scope="session")
