@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from stylefill.classification import predict
 from stylefill.errors import InputError
 from stylefill.images import to_tensor
 from stylefill.optvis.recipes import visualize
+from stylefill.photo_stats import spectrum_stats
 
 
 def _fc7_unit(backbone, images: torch.Tensor) -> np.ndarray:
@@ -149,3 +151,17 @@ def test_listing_shows_far_apart_styles_first_and_marks_near_duplicates(ladybug_
     assert by_id[3]["nearest"] == 0 and by_id[3]["distance"] < 0.8
     assert by_id[3]["looks_like"] == 0 and by_id[3]["near_duplicate"]
     assert edited["order"].index(3) >= edited["distinct"]    # shown after the distinct ones
+
+
+def test_data_free_samples_can_keep_a_photos_spectrum(backbone):
+    """The sampling settings a researcher can switch (docs/tuning.md, fifth round): MACO with
+    blurred and resampled views draws samples with a photo's balance of detail, Lucid's Fourier
+    basis (the default) finer ones."""
+    natural = styles.DataFreeSettings(samples=2, size=128, iters=16, param="maco", gain=2.5,
+                                      degrade=True)
+    stats = {settings.param: [spectrum_stats(img) for img in
+                              styles.sample_data_free(backbone, 301, settings, seed=0)]
+             for settings in (natural, replace(natural, param="fourier", gain=1.0, degrade=False))}
+    assert all(s.high_frequency_share <= 0.5 and s.slope >= 1.0 for s in stats["maco"]), stats
+    assert max(s.high_frequency_share for s in stats["maco"]) < min(
+        s.high_frequency_share for s in stats["fourier"]), stats

@@ -62,6 +62,9 @@ class DataFreeSettings:
     size: int = 160
     iters: int = 128
     lr: float = 0.05
+    param: str = "fourier"
+    gain: float = 1.0
+    degrade: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,13 @@ class PreviewSettings:
     patch: float = PATCH_WEIGHT
     param: str = "fourier"
     decay: float = 1.0
+    gain: float = 1.0
     degrade: bool = False
 
     def visualization(self) -> VisualizationSettings:
         return VisualizationSettings(iters=self.iters, lr=self.lr, patch=self.patch,
-                                     param=self.param, decay=self.decay, degrade=self.degrade)
+                                     param=self.param, decay=self.decay, gain=self.gain,
+                                     degrade=self.degrade)
 
 
 @dataclass
@@ -413,7 +418,8 @@ def sample_data_free(net: Backbone, index: int, settings: DataFreeSettings, seed
     masks = Masks(**{key: torch.stack([getattr(m, key) for m in members])
                      for key in ("m6", "m7") if getattr(members[0], key) is not None})
     return visualize_members(net, index, masks, n, settings.size, iters=settings.iters,
-                             lr=settings.lr, seed=seed, progress=progress, cancel=cancel)
+                             lr=settings.lr, seed=seed, param=settings.param, gain=settings.gain,
+                             degrade=settings.degrade, progress=progress, cancel=cancel)
 
 
 def folder_images(folder: str | Path, cancel: Cancel | None = None) -> list[Path]:

@@ -261,14 +261,16 @@ def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int =
 
 
 def visualize_members(net: Backbone, index: int, masks: Masks, count: int, size: int, *,
-                      iters: int, lr: float, seed: int, progress: Progress | None = None,
+                      iters: int, lr: float, seed: int, param: str = "fourier", gain: float = 1.0,
+                      degrade: bool = False, progress: Progress | None = None,
                       cancel: Cancel | None = None) -> torch.Tensor:
     """`count` class visualisations in one batch, image i through the i-th row of the batched
-    `masks` (one member of the dropout ensemble each); (count, 3, size, size) on the CPU."""
+    `masks` (one member of the dropout ensemble each), parameterised and viewed as
+    VisualizationSettings' `param`, `gain` and `degrade` say; (count, 3, size, size) on the CPU."""
     start = start_noise((count, 3, size, size), seed, 0.01)
-    res = render(net, obj.class_score(index), make_param("fourier", start.to(net.device)),
-                 iters=iters, lr=lr, transforms=tf.robust(size / 224), masks=masks, seed=seed,
-                 progress=progress, stage="sampling pathways", cancel=cancel)
+    res = render(net, obj.class_score(index), make_param(param, start.to(net.device), max_gain=gain),
+                 iters=iters, lr=lr, transforms=tf.robust(size / 224, degrade), masks=masks,
+                 seed=seed, progress=progress, stage="sampling pathways", cancel=cancel)
     return res.image.cpu()
 
 
