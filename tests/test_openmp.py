@@ -1,14 +1,16 @@
 """A thread hands its OpenMP helper threads back (stylefill.openmp), and the engine's threads
 that compute do so when done: the job worker between jobs, a request's slot, and background
-learning while a job computes. Counted as the process's OS threads in /proc (Linux, torch's
-libgomp: what the engine runs on)."""
+learning while a job computes. A thread under test gets an OS name of its own, which the helper
+threads it starts inherit, and the threads of that name are counted in /proc (Linux, torch's
+libgomp: what the engine runs on; other threads of the test process come and go meanwhile)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
+import ctypes
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +24,25 @@ from stylefill.style_learning import Foreground
 WAIT = 60  # s: a guard against hanging, never what a test measures
 
 
-def os_threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+PR_SET_NAME = 15  # prctl: the calling thread's name
+
+
+def name_this_thread() -> str:
+    """A name for the calling thread that no other thread has (at most 15 bytes)."""
+    name = f"omp-{threading.get_native_id()}"[:15]
+    ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode(), 0, 0, 0)
+    return name
+
+
+def named(name: str) -> int:
+    """How many of this process's threads bear `name` (the thread and its helpers)."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            count += (task / "comm").read_text().strip() == name
+        except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
+            continue
+    return count
 
 
 def parallel_work() -> None:
@@ -50,19 +69,15 @@ def in_a_thread(work: Callable[[], tuple[int, ...]]) -> tuple[int, ...]:
 
 def test_a_thread_that_computed_keeps_a_helper_until_it_releases_its_team():
     def work() -> tuple[int, ...]:
-        alone = os_threads()
+        me = name_this_thread()
         parallel_work()
-        computed = os_threads()
+        computed = named(me)
         released = release_team()
-        after = os_threads()
+        after = named(me)
         parallel_work()  # a new team, as before
-        return alone, computed, int(released), after, os_threads()
+        return computed, int(released), after, named(me)
 
-    alone, computed, released, after, again = in_a_thread(work)
-    assert released
-    assert computed == alone + 1
-    assert after == alone
-    assert again == alone + 1
+    assert in_a_thread(work) == (2, 1, 1, 2)
 
 
 def test_releasing_hands_the_team_back_when_the_work_raises():
@@ -71,13 +86,12 @@ def test_releasing_hands_the_team_back_when_the_work_raises():
         raise ValueError("bad input")
 
     def work() -> tuple[int, ...]:
-        alone = os_threads()
+        me = name_this_thread()
         with pytest.raises(ValueError, match="bad input"):
             releasing(failing)()
-        return alone, os_threads()
+        return (named(me),)
 
-    alone, after = in_a_thread(work)
-    assert after == alone
+    assert in_a_thread(work) == (1,)
 
 
 def test_releasing_returns_the_works_answer():
@@ -86,16 +100,17 @@ def test_releasing_returns_the_works_answer():
 
 def test_the_job_worker_hands_back_its_helpers_between_jobs():
     counts: list[int] = []
+    worker: list[str] = []
     second_ran = threading.Event()
 
     def first(_progress, _cancel) -> Outcome:
-        counts.append(os_threads())
+        worker.append(name_this_thread())
         parallel_work()
-        counts.append(os_threads())
+        counts.append(named(worker[0]))
         return Outcome({})
 
     def second(_progress, _cancel) -> Outcome:
-        counts.append(os_threads())
+        counts.append(named(worker[0]))
         second_ran.set()
         return Outcome({})
 
@@ -107,28 +122,25 @@ def test_the_job_worker_hands_back_its_helpers_between_jobs():
         assert second_ran.wait(WAIT)
     finally:
         queue.close()
-    started, computing, next_job = counts
-    assert computing == started + 1
-    assert next_job == started
+    assert counts == [2, 1]  # computing: the worker and its helper; the next job: the worker
 
 
 def test_a_request_slot_hands_back_its_helpers():
     slots = _Slots(1, wait=WAIT)
+    slot: list[str] = []
 
-    def computed() -> tuple[int, int]:
-        alone = os_threads()
+    def computed() -> int:
+        slot.append(name_this_thread())
         parallel_work()
-        return alone, os_threads()
+        return named(slot[0])
 
-    async def two_requests() -> tuple[tuple[int, int], int]:
-        return await slots.run(computed), await slots.run(os_threads)
+    async def two_requests() -> tuple[int, int]:
+        return await slots.run(computed), await slots.run(lambda: named(slot[0]))
 
     try:
-        (alone, computing), next_request = asyncio.run(two_requests())
+        assert asyncio.run(two_requests()) == (2, 1)
     finally:
         slots.close()
-    assert computing == alone + 1
-    assert next_request == alone
 
 
 def test_background_learning_gives_way_to_a_job_without_its_helpers():
@@ -136,11 +148,11 @@ def test_background_learning_gives_way_to_a_job_without_its_helpers():
     stop.set()  # wait_idle returns at once; what matters is what it did first
 
     def learning() -> tuple[int, int]:
+        me = name_this_thread()
         parallel_work()
-        computed = os_threads()
+        computed = named(me)
         foreground.wait_idle(stop)
-        return computed, os_threads()
+        return computed, named(me)
 
     with foreground.busy():
-        computed, waiting = in_a_thread(learning)
-    assert waiting == computed - 1
+        assert in_a_thread(learning) == (2, 1)
