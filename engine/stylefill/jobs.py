@@ -210,7 +210,6 @@ class JobQueue:
                 job = self._waiting.popleft()
                 job._set(state=RUNNING, stage="starting")
             execute(job)
-            release_team()  # a suggest between jobs computes at full speed
             with self._cond:
                 self._retire(job)
 
@@ -223,7 +222,9 @@ class JobQueue:
 
 def execute(job: Job) -> None:
     """Run a job to its end in this thread: DONE with its outcome and PNG, or CANCELLED or
-    FAILED with a message (a bug is logged and reported, never raised)."""
+    FAILED with a message (a bug is logged and reported, never raised). The thread then hands
+    back its OpenMP helpers (openmp): what computes next, in this thread or another, has the
+    CPUs to itself."""
     try:
         with LEARNER.foreground.busy():  # background style learning waits meanwhile
             outcome = job._run(job.report, job.cancel_event)
@@ -242,6 +243,8 @@ def execute(job: Job) -> None:
                  message=f"internal error ({type(exc).__name__}: {exc}); see the engine's log")
     else:
         job._set(state=DONE, stage="done", progress=100, outcome=outcome, _png=png)
+    finally:
+        release_team()
 
 
 def _shrink(image: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,6 @@ from .. import server as engine
 from ..config import DEFAULT_HOST, DEFAULT_PORT, allowed_folders, ensure_token, token_path
 from ..errors import InputError, StylefillError
 from ..jobs import CANCELLED, DONE, RUNNING, Job, QueueFull, Run, UnknownJob
-from ..openmp import release_team
 from ..paths import models_dir
 from . import LOCAL, connected, require_ray, workers
 from .registry import KEEP_FINISHED, MAX_QUEUED, JobRegistry
@@ -158,7 +157,6 @@ class Worker:
         try:
             jobs.execute(job)
         finally:
-            release_team()  # the next job may come in another of the replica's threads
             ended.set()
             watcher.join()
         with job._lock:
