@@ -66,6 +66,10 @@ class DataFreeSettings:
     gain: float = 1.0
     degrade: bool = False
 
+    def visualization(self) -> VisualizationSettings:
+        return VisualizationSettings(iters=self.iters, lr=self.lr, param=self.param,
+                                     gain=self.gain, degrade=self.degrade)
+
 
 @dataclass(frozen=True)
 class PreviewSettings:
@@ -417,9 +421,8 @@ def sample_data_free(net: Backbone, index: int, settings: DataFreeSettings, seed
     members = [net.dropout_masks(seed * 1000 + i) for i in range(n)]
     masks = Masks(**{key: torch.stack([getattr(m, key) for m in members])
                      for key in ("m6", "m7") if getattr(members[0], key) is not None})
-    return visualize_members(net, index, masks, n, settings.size, iters=settings.iters,
-                             lr=settings.lr, seed=seed, param=settings.param, gain=settings.gain,
-                             degrade=settings.degrade, progress=progress, cancel=cancel)
+    return visualize_members(net, index, masks, n, settings.size, settings=settings.visualization(),
+                             seed=seed, progress=progress, cancel=cancel)
 
 
 def folder_images(folder: str | Path, cancel: Cancel | None = None) -> list[Path]:

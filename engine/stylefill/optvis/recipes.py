@@ -28,7 +28,7 @@ from ..progress import Cancel, Progress, report, scaled
 from ..regions import selection_box
 from . import objectives as obj
 from . import transforms as tf
-from .param import FourierParam, MagnitudeParam, MaskedParam, make_param, start_noise
+from .param import FourierParam, ImageParam, MagnitudeParam, MaskedParam, make_param, start_noise
 from .patch_prior import LocalPatchPrior, PatchPrior, VotedPrior
 from .regularizers import Whitening
 from .solver import render
@@ -249,11 +249,9 @@ def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int =
     start = start_noise((1, 3, size, size), seed, 0.01)
     loss = settings.regularisation()(obj.class_score(index),
                                      _visual_prior(net, settings, prior_images, db, seed, cancel))
-    transforms = tf.robust(size / 224, settings.degrade) if settings.robust else ()
-    result = render(net, loss, make_param(settings.param, start.to(net.device), settings.decay,
-                                          settings.gain),
-                    iters=settings.iters, lr=settings.lr, transforms=transforms, masks=masks,
-                    seed=seed, progress=progress, cancel=cancel)
+    param, transforms = _param_and_views(settings, start.to(net.device))
+    result = render(net, loss, param, iters=settings.iters, lr=settings.lr, transforms=transforms,
+                    masks=masks, seed=seed, progress=progress, cancel=cancel)
     top = predict(net, result.image, 1)[0]
     return VisualizationResult(result.image, index, net.categories[index],
                                class_prob(net, result.image, index), top.cls,
@@ -261,17 +259,25 @@ def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int =
 
 
 def visualize_members(net: Backbone, index: int, masks: Masks, count: int, size: int, *,
-                      iters: int, lr: float, seed: int, param: str = "fourier", gain: float = 1.0,
-                      degrade: bool = False, progress: Progress | None = None,
+                      settings: VisualizationSettings, seed: int, progress: Progress | None = None,
                       cancel: Cancel | None = None) -> torch.Tensor:
     """`count` class visualisations in one batch, image i through the i-th row of the batched
-    `masks` (one member of the dropout ensemble each), parameterised and viewed as
-    VisualizationSettings' `param`, `gain` and `degrade` say; (count, 3, size, size) on the CPU."""
+    `masks` (one member of the dropout ensemble each), parameterised and viewed as `settings`
+    say (its regularisation is not used); (count, 3, size, size) on the CPU."""
     start = start_noise((count, 3, size, size), seed, 0.01)
-    res = render(net, obj.class_score(index), make_param(param, start.to(net.device), max_gain=gain),
-                 iters=iters, lr=lr, transforms=tf.robust(size / 224, degrade), masks=masks,
-                 seed=seed, progress=progress, stage="sampling pathways", cancel=cancel)
+    param, transforms = _param_and_views(settings, start.to(net.device))
+    res = render(net, obj.class_score(index), param, iters=settings.iters, lr=settings.lr,
+                 transforms=transforms, masks=masks, seed=seed, progress=progress,
+                 stage="sampling pathways", cancel=cancel)
     return res.image.cpu()
+
+
+def _param_and_views(settings: VisualizationSettings,
+                     start: torch.Tensor) -> tuple[ImageParam, list[tf.Transform]]:
+    """The parameterisation of `start` (N, 3, S, S) and the views of it that `settings` ask for."""
+    size = start.shape[-1]
+    transforms = tf.robust(size / 224, settings.degrade) if settings.robust else []
+    return make_param(settings.param, start, settings.decay, settings.gain), transforms
 
 
 def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Tensor, selection: torch.Tensor,
