@@ -227,3 +227,19 @@ def test_a_context_crop_leaving_the_photo_mirrors_the_selection_instead_of_filli
     assert ctx.bands() == (0, 90, 0, 0) and ctx.side == 260  # rows 30-290 of a 200 px photo
     assert ctx.crop_mask.sum() == mask.sum() and not ctx.crop_mask[170:].any()
     assert ctx.mirror_at(130) == (0, 45, 0, 0)
+
+
+def test_keep_photo_leaves_more_of_the_photo_in_the_selection(backbone, grass_field):
+    """An L1 cost on change: the fill takes fewer of the selection's pixels, and the rest stays
+    near the grass it replaced. Nothing outside the selection changes either way."""
+    photo = Image.open(grass_field).convert("RGB")
+    mask = _rect_mask(photo, RECT)
+    original = np.asarray(photo).astype(float)
+    changed = {}
+    for keep in (0.0, 60.0):
+        res = fill_selection(photo, mask, 301, backbone, m7=None, prior_images=None, modify=False,
+                             seed=0, settings=InsertSettings(iters=30, keep_photo=keep))
+        assert res.metrics["outside_changed_pixels"] == 0
+        diff = np.abs(np.asarray(res.photo).astype(float) - original)[mask].mean(axis=1)
+        changed[keep] = float((diff > 25).mean())
+    assert changed[60.0] < 0.8 * changed[0.0], changed

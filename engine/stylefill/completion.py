@@ -71,6 +71,10 @@ class InsertSettings:
     # The class under EfficientNet-Lite1 too (backbones.Ensemble): evidence two networks
     # agree on is what a third one (the judge) sees; one network alone gets texture.
     second_network: bool = True
+    # An L1 cost on changing the photo inside the selection: the object takes the pixels it
+    # needs and leaves the photo elsewhere, an outline of its own (the canoe's hull), but the
+    # networks' probabilities fell on the tuning cases (docs/tuning.md, seventh round): 0 = off.
+    keep_photo: float = 0.0
 
 
 @dataclass
@@ -211,7 +215,7 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
                             regularisation=Regularisation(tv=settings.tv, patch=settings.patch),
                             prior_sources=sources, iters=steps, lr=lr, seed=seed,
                             amplitude=amplitude, max_gain=settings.max_gain,
-                            degraded=settings.degrade,
+                            degraded=settings.degrade, keep=settings.keep_photo,
                             progress=progress, stage=f"optimising at {res} px", cancel=cancel)
 
 

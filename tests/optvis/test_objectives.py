@@ -148,3 +148,16 @@ def test_a_scheduled_objective_is_weighted_by_step_and_keeps_what_it_carries():
     assert late == pytest.approx(0.1 * early)
     inverted = obj.feature_inversion(torch.ones(1, 2, 3, 3), "block15").scheduled(weight)
     assert inverted.layers == ("block15",)
+
+
+def test_change_from_is_the_mean_absolute_change_where_weighted(ctx):
+    """Change outside `where` costs nothing; inside, the mean over pixels and channels."""
+    where = torch.zeros(1, 1, *ctx.image.shape[-2:])
+    where[..., :32, :] = 1.0
+    change = obj.change_from(ctx.image, where)
+    moved = ctx.image.clone()
+    moved[..., 32:, :] += 0.5
+    assert float(change(Context(moved, ctx.outputs, moved))) == 0.0
+    moved[..., :32, :] += 0.1
+    assert float(change(Context(moved, ctx.outputs, moved))) == pytest.approx(0.1, rel=1e-5)
+    assert float(change(Context(moved, ctx.outputs, moved * 0.0))) == pytest.approx(0.1, rel=1e-5)

@@ -144,6 +144,20 @@ def colour_statistics(mean: torch.Tensor, std: torch.Tensor) -> Objective:
     return Objective(lambda c: regularizers.colour_statistics(c.image, mean, std), "colour-stats")
 
 
+def change_from(reference: torch.Tensor, where: torch.Tensor) -> Objective:
+    """Mean |I - reference| over the pixels `where` (1, 1, H, W) weighs. An L1 cost, so the
+    change it lets through is sparse: an inserted object takes the pixels it needs and the
+    photo stays elsewhere (docs/tuning.md, seventh round). Acts on the unwhitened image."""
+    reference, where = reference.detach(), where.detach()
+
+    def fn(c: Context) -> torch.Tensor:
+        w = where.to(c.image)
+        change = (c.image - reference.to(c.image)).abs() * w
+        return change.sum() / (3 * c.image.shape[0] * w.sum().clamp_min(1e-6))
+
+    return Objective(fn, "change")
+
+
 def total_variation(beta: float = 2.0) -> Objective:
     """TV^beta: discourages the high-frequency noise that fools a network."""
     return Objective(lambda c: regularizers.total_variation(c.reg_image, beta), f"tv{beta:g}")

@@ -285,7 +285,7 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
                      prior_sources: torch.Tensor | None, iters: int, lr: float, seed: int,
                      amplitude: torch.Tensor | None = None, max_gain: float = 1.0,
                      degraded: bool = False, mirror: tuple[int, int, int, int] = (0, 0, 0, 0),
-                     progress: Progress | None = None, stage: str = "optimising",
+                     keep: float = 0.0, progress: Progress | None = None, stage: str = "optimising",
                      cancel: Cancel | None = None) -> torch.Tensor:
     """A class visualisation of the pixels under `selection` (1, 1, S, S) only, the rest fixed
     at `background` (1, 3, S, S): the network sees the object in its context. The patch prior
@@ -295,6 +295,7 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
     grow up to `max_gain` times; otherwise in the Fourier basis.
     `degraded` adds random blur and resampling to the views. `mirror` (top, bottom, left,
     right) are bands of the view that reflect the rest (a context crop leaving the photo).
+    `keep` weighs an L1 cost on changing `background` under the selection (0: none).
     Returns the (1, 3, S, S) image."""
     dev = net.device
     if amplitude is None:
@@ -311,6 +312,8 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
     param = MaskedParam(inner, background.to(dev), selection.to(dev), offset, mirror)
     patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
     loss = regularisation(obj.class_score(index), patch)
+    if keep:
+        loss = loss + keep * obj.change_from(background, (selection > 0).float())
     size = background.shape[-1]
     return render(net, loss, param, iters=iters, lr=lr, transforms=tf.robust(size / 224, degraded),
                   masks=masks, seed=seed, progress=progress, stage=stage,
