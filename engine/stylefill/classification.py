@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -57,14 +58,17 @@ def suggest(image: Image.Image, mask: np.ndarray, backbone: Backbone, top: int =
     rgb = np.asarray(image.convert("RGB"))
     sel = selection_box(mask)
     size = backbone.input_size
-    views = []
-    for scale in scales:
+
+    def filled(scale: float) -> np.ndarray:
         box = context_box(sel, rgb.shape[1], rgb.shape[0], scale, 32)
         c = resize_square(crop(rgb, box), size)
         m = resize_square(crop(mask.astype(np.uint8) * 255, box), size, cv2.INTER_NEAREST)
         m = cv2.dilate(m, np.ones((5, 5), np.uint8))
-        filled = cv2.inpaint(np.ascontiguousarray(c), m, 5, cv2.INPAINT_TELEA)
-        views += [rgb_tensor(filled), rgb_tensor(filled[:, ::-1].copy())]
+        return cv2.inpaint(np.ascontiguousarray(c), m, 5, cv2.INPAINT_TELEA)
+
+    # OpenCV's inpainting runs on one core and releases the GIL: the scales in parallel.
+    with ThreadPoolExecutor(len(scales)) as pool:
+        views = [v for f in pool.map(filled, scales) for v in (rgb_tensor(f), rgb_tensor(f[:, ::-1].copy()))]
     with torch.no_grad():
         probs = backbone(torch.cat(views).to(backbone.device)).logits.softmax(-1).mean(0).cpu()
     return _top(backbone, probs, top)
