@@ -230,16 +230,20 @@ def test_a_context_crop_leaving_the_photo_mirrors_the_selection_instead_of_filli
 
 
 def test_keep_photo_leaves_more_of_the_photo_in_the_selection(backbone, grass_field):
-    """An L1 cost on change: the fill takes fewer of the selection's pixels, and the rest stays
-    near the grass it replaced. Nothing outside the selection changes either way."""
+    """An L1 cost on change (`keep_photo`, a field of the request on every surface): the fill
+    takes fewer of the selection's pixels, and the rest stays near the grass it replaced.
+    Nothing outside the selection changes either way."""
+    from pydantic import ValidationError
+
     photo = Image.open(grass_field).convert("RGB")
     mask = _rect_mask(photo, RECT)
     original = np.asarray(photo).astype(float)
     changed = {}
     for keep in (0.0, 60.0):
-        res = fill_selection(photo, mask, 301, backbone, m7=None, prior_images=None, modify=False,
-                             seed=0, settings=InsertSettings(iters=30, keep_photo=keep))
-        assert res.metrics["outside_changed_pixels"] == 0
-        diff = np.abs(np.asarray(res.photo).astype(float) - original)[mask].mean(axis=1)
+        res = run(InsertRequest(image=photo, selection=mask, cls="ladybug", iters=30, keep_photo=keep))
+        assert res.metrics["outside_changed_pixels"] == 0 and res.metrics["keep_photo"] == keep
+        diff = np.abs(np.asarray(res.image).astype(float) - original)[mask].mean(axis=1)
         changed[keep] = float((diff > 25).mean())
     assert changed[60.0] < 0.8 * changed[0.0], changed
+    with pytest.raises(ValidationError, match="keep_photo"):
+        InsertRequest(image=photo, selection=mask, cls="ladybug", keep_photo=-1)

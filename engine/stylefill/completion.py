@@ -368,6 +368,7 @@ def _metrics(ctx: _Context, out: np.ndarray, net: Backbone, index: int, prob_bef
         "selection": [ctx.sel.x0, ctx.sel.y0, *ctx.sel.size],
         "context": [box.x0, box.y0, ctx.side, ctx.side],
         "work_size": work_size, "iters": settings.iters, "refined": refined,
+        "keep_photo": settings.keep_photo,
         "blend": settings.blend, "seam": seam_contrast(crop(out, box), ctx.crop_mask),
     }
 

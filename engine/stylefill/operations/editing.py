@@ -41,6 +41,10 @@ class _Edit(Request):
     refine: bool = Field(False, description="large selections: a second pass at twice the "
                          "network's resolution (slower, more detail)")
     iters: int = iters_field(SETTINGS.iters)
+    keep_photo: float = Field(SETTINGS.keep_photo, ge=0, le=1000, description=(
+        "cost of changing the photo inside the selection: above 0 the object takes part of it "
+        "and the photo stays in the rest (20: a canoe's hull with water in its corners), but "
+        "the networks see the class less (docs/tuning.md, seventh round)"))
     seed: Seed = 0
     backbone: BackboneName = backbone_field()
 
@@ -77,7 +81,8 @@ def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress
     m7 = prior = None
     if style is not None:
         m7, prior, progress = style_pathway(index, net, style, net.input_size, progress, cancel)
-    settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine)
+    settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine,
+                       keep_photo=req.keep_photo)
     res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
                          modify=modify, seed=req.seed, settings=settings, progress=progress,
                          cancel=cancel)
