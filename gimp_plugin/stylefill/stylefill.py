@@ -690,6 +690,12 @@ STYLES = [(str(i), f"Style {i}") for i in range(MAX_STYLES)]
 STYLE = Choice(
     "style", "St_yle", "A learned style of the class (the dialog shows them). Auto: any style "
     "of the class", [AUTO, *STYLES], "auto", param="style", auto="auto", convert=int)
+KEEP_PHOTO = 20.0  # insert's cost on changing the photo when the object keeps it (docs/tuning.md)
+OBJECT = Choice(
+    "object", "_Object", "How much of the selection the object takes. Fill: all of it. Keep the "
+    "photo: what the object needs, the photo stays in the rest (an outline of its own, but the "
+    "class is weaker)", [("fill", "Fill the selection"), ("keep-photo", "Keep the photo around it")],
+    "fill", param="keep_photo", auto="fill", convert=lambda _: KEEP_PHOTO)
 LAYER = Return("layer", "layer", "Layer", "The new layer holding the result")
 
 
@@ -716,7 +722,7 @@ PROCEDURES = [
         "is a new layer at the selection, the photo's layers are not changed.",
         run_insert,
         [ClassName("Class name or ImageNet index; empty: the best suggestion for the selection"),
-         STYLE, *common()],
+         STYLE, OBJECT, *common()],
         [LAYER], selection=True, extras=("suggestions", "styles")),
     Procedure(
         "modify", "_Modify object...", "Restyle the object inside the selection",

@@ -123,6 +123,7 @@ def shoot_dialog(session: GuiSession, ui: Path, output: Path) -> None:
     shown = session.ui(ui, lambda m: m["title"] == "Stylefill: insert object" and any(
         k.startswith("suggestion:") for k in m["widgets"]) and m["widgets"].get(
         "style:1", {}).get("active"), timeout=900)
+    session.xdotool("mousemove", "0", "0")  # no tooltip over the dialog
     time.sleep(1.0)
     dialog = session.window(f"^{shown['title']}$")
     geometry = session.xdotool("getwindowgeometry", "--shell", dialog)
@@ -172,7 +173,9 @@ def main() -> int:
                        check=True, env=dict(os.environ, STYLEFILL_CONFIG=str(engine.config_dir)),
                        stdout=subprocess.DEVNULL)
         profile.joinpath("gimprc").write_text("(show-welcome-dialog no)\n")
-        session = GuiSession(Gimp(rootfs, work, profile, work / "photos"), size="1100x720")
+        # The Insert dialog with its thumbnails is taller than 720 px.
+        size = "1100x1000" if args.dialog else "1100x720"
+        session = GuiSession(Gimp(rootfs, work, profile, work / "photos"), size=size)
         run(session, args, work)
         print(args.output)
     finally:

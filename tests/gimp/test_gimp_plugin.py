@@ -70,11 +70,12 @@ for proc in PDB.query_procedures("plug-in-stylefill-.*", "", "", "", "", "", "",
     table = {name[len(P):]: args for name, args in run.result.items()}
     styles = [str(i) for i in range(16)]
     insert = table["insert"]
-    assert list(insert) == ["class-name", "style", "backbone", "seed", "iterations",
+    assert list(insert) == ["class-name", "style", "object", "backbone", "seed", "iterations",
                             "custom-iterations", "time-limit", "custom-time-limit"]
     assert insert["class-name"]["type"] == "gchararray"   # a name or index; empty: suggested
     assert not insert["class-name"]["default"]
     assert insert["style"] == {"type": "choice", "default": "auto", "choices": ["auto", *styles]}
+    assert insert["object"] == {"type": "choice", "default": "fill", "choices": ["fill", "keep-photo"]}
     assert insert["backbone"] == {"type": "choice", "default": "auto", "choices": [
         "auto", "efficientnet-lite0", "alexnet", "vgg16"]}
     assert insert["iterations"] == {"type": "choice", "default": "auto",
@@ -212,6 +213,7 @@ calls = [
     ("visualize", dict(class_name="ladybug", cells="top-left", dropout="custom", dropout_seed=3,
                        size="160", seed=7, iterations="custom", custom_iterations=3)),
     ("modify", dict(style="2", **quick)),
+    ("insert", dict(class_name="ladybug", object="keep-photo", **quick)),
     ("invert", dict(**quick)),
     ("learn-styles", dict(class_name="tabby", folder=Gio.File.new_for_path({str(photos)!r}),
                           topics="custom", custom_topics=2)),
@@ -222,7 +224,7 @@ image.delete()
 """, env=env)
     res = run.result
     assert res["status"][:3] == ["success", "cancel", "success"], res
-    assert proxy.count("GET /v1/health") == 6          # one per run
+    assert proxy.count("GET /v1/health") == 7          # one per run
     suggest, *jobs = [{k: v for k, v in b.items() if k != "path"} for b in proxy.bodies]
     assert suggest == {"top": 3}
     assert jobs == [
@@ -230,6 +232,7 @@ image.delete()
         {"kind": "visualize", "params": {"class": "ladybug", "cells": "top-left",
                                          "dropout_seed": 3, "size": 160, "seed": 7, "iters": 3}},
         {"kind": "modify", "params": {"style": 2, "seed": 0}},
+        {"kind": "insert", "params": {"class": "ladybug", "keep_photo": 20.0, "seed": 0}},
         {"kind": "invert", "params": {"prior": "patch", "seed": 0}},
         {"kind": "learn_styles", "params": {"class": "tabby", "folder": str(photos),
                                             "data_free": False, "topics": 2, "seed": 0}},
