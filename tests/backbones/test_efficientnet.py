@@ -45,6 +45,32 @@ def test_layers(backbone, photo):
     assert not backbone.training and not any(p.requires_grad for p in backbone.parameters())
 
 
+def test_folded_batch_norms_compute_the_packages_network(backbone, photo):
+    """The backbone runs with its batch norms folded into the convs, channels last; its logits
+    and its gradient w.r.t. the image (what every optimisation follows) are the package's
+    unfolded network's to float rounding."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from stylefill.backbones.efficientnet_lite import packaged_weights
+    from stylefill.backbones.weights import load_into, load_state_dict
+
+    package = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    load_into(package, load_state_dict(packaged_weights()), "efficientnet-lite0")
+    package.eval().requires_grad_(False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in backbone.modules())
+
+    def logits_and_grad(fn):
+        x = photo.clone().requires_grad_(True)
+        logits = fn(x)
+        logits[0, 281].backward()
+        return logits.detach(), x.grad
+
+    ours, our_grad = logits_and_grad(lambda x: backbone(x).logits)
+    theirs, their_grad = logits_and_grad(lambda x: package(backbone.normalize(x)))
+    torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=1e-4)
+    assert float((our_grad - their_grad).norm() / their_grad.norm()) < 1e-2
+
+
 def test_map_size_follows_the_input(backbone):
     assert backbone.map_size(224) == 7
     assert backbone.map_size(320) == 10
