@@ -31,7 +31,20 @@ def quick_learning(monkeypatch, tmp_path):
     return calls
 
 
-def test_a_class_is_learned_once_and_a_cancelled_waiter_does_not_stop_it(backbone, quick_learning):
+def test_a_class_is_learned_once_and_a_cancelled_waiter_does_not_stop_it(backbone, quick_learning,
+                                                                       monkeypatch):
+    """The run is held at its sampling stage until the waiter has left, so a quick run cannot
+    end between the waiter's cancel and its next look at the run."""
+    waiter_left, counted = threading.Event(), styles.learn
+
+    def held(*args, progress, **kwargs):
+        def report(fraction, stage, *rest):
+            progress(fraction, stage, *rest)
+            if "sampling pathways" in stage:
+                waiter_left.wait(60)
+        return counted(*args, progress=report, **kwargs)
+
+    monkeypatch.setattr(styles, "learn", held)
     learner = StyleLearner()
     index = backbone.categories.index("goldfish")
     run = learner.ensure(index, backbone)
@@ -46,6 +59,7 @@ def test_a_class_is_learned_once_and_a_cancelled_waiter_does_not_stop_it(backbon
     with pytest.raises(Cancelled, match="go on being learned in the background"):
         learner.wait(run, progress, cancel)
     assert not run.done.is_set()  # the waiter left; the run did not stop
+    waiter_left.set()
     assert all(s.startswith("learning the styles of goldfish (one-time, cached): ") for s in seen)
     assert run.done.wait(120) and run.state == LEARNED
     assert styles.is_learned(index, backbone.name) and quick_learning == [index]

@@ -161,3 +161,18 @@ def test_change_from_is_the_mean_absolute_change_where_weighted(ctx):
     moved[..., :32, :] += 0.1
     assert float(change(Context(moved, ctx.outputs, moved))) == pytest.approx(0.1, rel=1e-5)
     assert float(change(Context(moved, ctx.outputs, moved * 0.0))) == pytest.approx(0.1, rel=1e-5)
+
+
+def test_whole_network_class_score_ignores_the_pathway_the_pass_took(backbone):
+    """Through a style's m7 the class score is the pathway's; the whole-network score of the
+    same pass is the unmasked network's logit."""
+    from stylefill.backbones import Masks
+
+    image = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    m7 = torch.zeros(1280)
+    m7[::4] = 1.0
+    through = backbone(image, Masks(m7=m7))
+    ctx = Context(image, through, image)
+    whole = float(obj.whole_network_class_score(backbone, 301)(ctx))
+    assert whole == pytest.approx(-float(backbone(image).logits[0, 301]), abs=1e-4)
+    assert abs(float(obj.class_score(301)(ctx)) - whole) > 0.1

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import torch
 
-from ..backbones.base import Outputs
+from ..backbones.base import Backbone, Masks, Outputs
 from . import regularizers
 
 
@@ -125,6 +125,18 @@ def class_score(index: int) -> Objective:
         return -c.outputs.logits[:, index].mean()
 
     return Objective(fn, f"class[{index}]")
+
+
+def whole_network_class_score(net: Backbone, index: int) -> Objective:
+    """A class's score under the whole network, when the pass went through fc masks (a
+    style's m7 pathway): the network's head applied again to the pass's pool5 without them,
+    at the cost of one matrix product. A preview drawn through a pathway that also leads to
+    a neighbouring class (a ladybug style that reads as "ant") then still shows the class."""
+
+    def fn(c: Context) -> torch.Tensor:
+        return -net.head(c.outputs.pool5, Masks()).logits[:, index].mean()
+
+    return Objective(fn, f"whole[{index}]")
 
 
 def alpha_norm(alpha: float = 6.0) -> Objective:

@@ -110,6 +110,7 @@ class VisualizationSettings:
     gain: float = 2.5            # maco: how far each colour channel's contrast may grow
     robust: bool = True
     degrade: bool = True         # random blur and resampling among the views
+    whole: float = 0.0           # through masks: weight of the class under the whole network
 
     def regularisation(self) -> Regularisation:
         return Regularisation(self.alpha, self.alpha_power, self.tv, self.patch)
@@ -247,8 +248,10 @@ def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int =
     t0 = time.perf_counter()
     size = size or net.input_size
     start = start_noise((1, 3, size, size), seed, 0.01)
-    loss = settings.regularisation()(obj.class_score(index),
-                                     _visual_prior(net, settings, prior_images, db, seed, cancel))
+    score = obj.class_score(index)
+    if masks is not None and settings.whole:
+        score = score + settings.whole * obj.whole_network_class_score(net, index)
+    loss = settings.regularisation()(score, _visual_prior(net, settings, prior_images, db, seed, cancel))
     param, transforms = _param_and_views(settings, start.to(net.device))
     result = render(net, loss, param, iters=settings.iters, lr=settings.lr, transforms=transforms,
                     masks=masks, seed=seed, progress=progress, cancel=cancel)
