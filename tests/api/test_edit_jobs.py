@@ -237,20 +237,34 @@ def test_visualize_job_with_a_learned_style(client, espresso_styles):
 def test_visualize_job_learns_missing_styles_first_with_progress(small_engine, tmp_path,
                                                                   monkeypatch):
     """A style of a class with none stored: data-free styles are learned inside the job, in the
-    first half of its progress, then cached. (Learning is cut down from its 1-2 minutes here;
-    the in-process engine reads STYLEFILL_MODELS on each job.)"""
+    first half of its progress, then cached. (Learning is cut down from its 1-2 minutes here,
+    and held at its sampling stage until the client has seen it, as a run this short could
+    pass it between two polls; the in-process engine reads STYLEFILL_MODELS on each job.)"""
+    import threading
     from functools import partial
 
     from stylefill import styles
 
     monkeypatch.setenv("STYLEFILL_MODELS", str(tmp_path))
-    monkeypatch.setattr(styles, "learn", partial(
-        styles.learn, data_free_settings=styles.DataFreeSettings(samples=4, size=64, iters=6),
-        preview_settings=styles.PreviewSettings(iters=3)))
+    quick = partial(styles.learn, data_free_settings=styles.DataFreeSettings(samples=4, size=64, iters=6),
+                    preview_settings=styles.PreviewSettings(iters=3))
+    sampling_seen = threading.Event()
+
+    def held(*args, progress, **kwargs):
+        def report(fraction, stage, *rest):
+            progress(fraction, stage, *rest)
+            if "sampling pathways" in stage:
+                sampling_seen.wait(60)
+        return quick(*args, progress=report, **kwargs)
+
+    monkeypatch.setattr(styles, "learn", held)
     body = {"kind": "visualize", "params": {"class": "goldfish", "style": 1, "iters": 6, "size": 64}}
     with small_engine.client() as c:
         job = submit(c, body)
+        _, before = wait(c, job["id"], lambda s: "sampling pathways" in s["stage"], timeout=60)
+        sampling_seen.set()
         final, seen = wait(c, job["id"], lambda s: s["state"] in FINISHED, timeout=120)
+        seen = before + seen
         assert final["state"] == "done", final
         learning = [s for s in seen
                     if s["stage"].startswith("learning the styles of goldfish (one-time, cached): ")]
