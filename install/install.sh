@@ -88,7 +88,7 @@ Image.fromarray(load_sample_image("flower.jpg")).save(sys.argv[1])
 PY
     SEL=300,130,120,120
     "$VENV/bin/stylefill" suggest "$OUT/dahlia.png" --rect "$SEL" --top 5 --json "$OUT/suggest.json"
-    echo "(an insert in a style of a class without styles first learns them without data: about 2-3 minutes on a 2-core CPU, once per class, cached)"
+    echo "(an insert in a style of a class without styles first learns them without data: about a minute on an idle 2-core CPU, once per class, cached)"
     "$VENV/bin/stylefill" insert "$OUT/dahlia.png" --rect "$SEL" --class ladybug --style 0 \
         -o "$OUT/dahlia-ladybug.png" --layer "$OUT/ladybug-layer.png" --json "$OUT/insert.json"
     step "how natural is it: the solver's network and an independent judge (EfficientNet-Lite2)"
