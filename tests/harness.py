@@ -170,3 +170,16 @@ def serve_in_thread(app, token: str) -> Iterator[Engine]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def held_at_sampling(learn, released: threading.Event):
+    """`learn` (styles.learn, or a cut-down partial of it) stopping at its sampling stage until
+    `released` is set (60 s at most): a run of a few seconds could otherwise pass that stage
+    between two looks of a test that wants to see it."""
+    def held(*args, progress, **kwargs):
+        def report(fraction, stage, *rest):
+            progress(fraction, stage, *rest)
+            if "sampling pathways" in stage:
+                released.wait(60)
+        return learn(*args, progress=report, **kwargs)
+    return held

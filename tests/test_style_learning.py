@@ -9,6 +9,7 @@ import time
 from functools import partial
 
 import pytest
+from harness import held_at_sampling
 
 from stylefill import styles
 from stylefill.errors import Cancelled
@@ -35,16 +36,8 @@ def test_a_class_is_learned_once_and_a_cancelled_waiter_does_not_stop_it(backbon
                                                                        monkeypatch):
     """The run is held at its sampling stage until the waiter has left, so a quick run cannot
     end between the waiter's cancel and its next look at the run."""
-    waiter_left, counted = threading.Event(), styles.learn
-
-    def held(*args, progress, **kwargs):
-        def report(fraction, stage, *rest):
-            progress(fraction, stage, *rest)
-            if "sampling pathways" in stage:
-                waiter_left.wait(60)
-        return counted(*args, progress=report, **kwargs)
-
-    monkeypatch.setattr(styles, "learn", held)
+    waiter_left = threading.Event()
+    monkeypatch.setattr(styles, "learn", held_at_sampling(styles.learn, waiter_left))
     learner = StyleLearner()
     index = backbone.categories.index("goldfish")
     run = learner.ensure(index, backbone)

@@ -243,21 +243,15 @@ def test_visualize_job_learns_missing_styles_first_with_progress(small_engine, t
     import threading
     from functools import partial
 
+    from harness import held_at_sampling
+
     from stylefill import styles
 
     monkeypatch.setenv("STYLEFILL_MODELS", str(tmp_path))
     quick = partial(styles.learn, data_free_settings=styles.DataFreeSettings(samples=4, size=64, iters=6),
                     preview_settings=styles.PreviewSettings(iters=3))
     sampling_seen = threading.Event()
-
-    def held(*args, progress, **kwargs):
-        def report(fraction, stage, *rest):
-            progress(fraction, stage, *rest)
-            if "sampling pathways" in stage:
-                sampling_seen.wait(60)
-        return quick(*args, progress=report, **kwargs)
-
-    monkeypatch.setattr(styles, "learn", held)
+    monkeypatch.setattr(styles, "learn", held_at_sampling(quick, sampling_seen))
     body = {"kind": "visualize", "params": {"class": "goldfish", "style": 1, "iters": 6, "size": 64}}
     with small_engine.client() as c:
         job = submit(c, body)
