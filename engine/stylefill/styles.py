@@ -65,10 +65,6 @@ class DataFreeSettings:
     param: str = "fourier"
     gain: float = 1.0
     degrade: bool = False
-    # A preview the whole network does not read as the class is drawn again with the class's
-    # score under the whole network added at this weight; not every preview, as that makes
-    # the styles' previews look alike (docs/tuning.md, "Speed of the networks themselves").
-    rescue: float = 0.5
 
     def visualization(self) -> VisualizationSettings:
         return VisualizationSettings(iters=self.iters, lr=self.lr, param=self.param,
@@ -517,9 +513,9 @@ def _styles_of(net: Backbone, index: int, images: torch.Tensor, names: list[str]
         order = list(np.argsort(-loadings[:, t]))
         top = [i for i in order if loadings[i, t] > 0][:8] or order[:1]
         pathway = Masks(m7=torch.from_numpy(masks[t].astype(np.float32)))
-        shown = scaled(progress, t / k, (t + 1) / k, f"preview {t + 1}/{k}: ")
-        res = visualize(net, index, seed=seed, settings=vis, prior_images=images[top],
-                        masks=pathway, progress=shown, cancel=cancel)
+        res = visualize(net, index, seed=seed, settings=vis, prior_images=images[top], masks=pathway,
+                        progress=scaled(progress, t / k, (t + 1) / k, f"preview {t + 1}/{k}: "),
+                        cancel=cancel)
         if res.top1 != res.cls:  # a pathway shared with a neighbour class (ladybug -> "ant")
             res = visualize(net, index, seed=seed, settings=replace(vis, whole=settings.rescue),
                             prior_images=images[top], masks=pathway, cancel=cancel,
