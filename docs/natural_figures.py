@@ -50,9 +50,10 @@ INSERTS = (  # held-out photo (name contains), class, selection as fractions x0,
 # Before: the insert defaults this issue started from (Lite0 alone, 150 steps at lr 0.02, Lucent's
 # views, a Poisson blend), with grain at the photo's level; after: today's (Lite0 and Lite1, 100
 # steps at lr 0.05, blurred and resampled views, the fill optimised through the alpha it is pasted
-# with, an alpha blend, grain levelled to the surroundings' detail).
+# with, an alpha blend, grain levelled to the surroundings' detail, the class under Lite0's whole
+# head beside the style's pathway).
 INSERT_SETTINGS = {"before": replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", degrade=False,
-                                     second_network=False, level_grain=0.0),
+                                     second_network=False, level_grain=0.0, whole=0.0),
                    "after": InsertSettings()}
 
 

@@ -75,6 +75,10 @@ class InsertSettings:
     # needs and leaves the photo elsewhere, an outline of its own (the canoe's hull), but the
     # networks' probabilities fell on the tuning cases (docs/tuning.md, seventh round): 0 = off.
     keep_photo: float = 0.0
+    # The class under Lite0's whole head too (the m5 cells kept, the style's m7 dropped), at
+    # this weight beside the two networks' mean: the style's narrow pathway alone leads to
+    # evidence the judge reads less (docs/tuning.md, eighth round: mean judge p 0.46 to 0.57).
+    whole: float = 0.5
 
 
 @dataclass
@@ -215,7 +219,7 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
                             regularisation=Regularisation(tv=settings.tv, patch=settings.patch),
                             prior_sources=sources, iters=steps, lr=lr, seed=seed,
                             amplitude=amplitude, max_gain=settings.max_gain,
-                            degraded=settings.degrade, keep=settings.keep_photo,
+                            degraded=settings.degrade, keep=settings.keep_photo, whole=settings.whole,
                             progress=progress, stage=f"optimising at {res} px", cancel=cancel)
 
 

@@ -107,3 +107,34 @@ def test_cancel_stops_between_steps(backbone):
     with pytest.raises(Cancelled):
         recipes.visualize(backbone, LADYBUG, progress=progress, cancel=stop)
     assert seen == ["optimising 1/256", "optimising 2/256", "optimising 3/256"]
+
+
+def test_masked_visualisation_weighs_the_whole_head_only_through_a_style_pathway(backbone, photo):
+    """`whole` adds the class under the network's head without the style's m7 (the m5 cells
+    kept): through a pathway it raises that score; with no pathway it is the class score
+    already there, so it changes nothing."""
+    from stylefill.backbones import Masks
+    from stylefill.masks import cells_under
+
+    selection = torch.zeros(1, 1, 224, 224)
+    selection[..., 56:168, 56:168] = 1
+    m5 = cells_under(selection[0, 0].numpy(), backbone.map_size(224), 1)
+    with torch.no_grad():
+        units = backbone(photo).fc7.shape[-1]
+    m7 = (torch.rand(units, generator=torch.Generator().manual_seed(0)) < 0.2).float() / 0.8
+
+    def fill(masks: Masks, whole: float) -> torch.Tensor:
+        return recipes.visualize_masked(backbone, 301, photo, selection, photo, masks=masks,
+                                        regularisation=recipes.Regularisation(), prior_sources=None,
+                                        iters=12, lr=0.05, seed=0, whole=whole)
+
+    def whole_score(image: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(backbone(image, Masks(m5=m5)).logits[0, 301])
+
+    plain = Masks(m5=m5)
+    assert torch.equal(fill(plain, 0.0), fill(plain, 1.0))
+    styled = Masks(m5=m5, m7=m7)
+    without, with_whole = whole_score(fill(styled, 0.0)), whole_score(fill(styled, 1.0))
+    print("the class under the whole head, without / with `whole`:", without, with_whole)
+    assert with_whole > without, (without, with_whole)

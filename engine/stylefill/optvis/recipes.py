@@ -288,8 +288,8 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
                      prior_sources: torch.Tensor | None, iters: int, lr: float, seed: int,
                      amplitude: torch.Tensor | None = None, max_gain: float = 1.0,
                      degraded: bool = False, mirror: tuple[int, int, int, int] = (0, 0, 0, 0),
-                     keep: float = 0.0, progress: Progress | None = None, stage: str = "optimising",
-                     cancel: Cancel | None = None) -> torch.Tensor:
+                     keep: float = 0.0, whole: float = 0.0, progress: Progress | None = None,
+                     stage: str = "optimising", cancel: Cancel | None = None) -> torch.Tensor:
     """A class visualisation of the pixels under `selection` (1, 1, S, S) only, the rest fixed
     at `background` (1, 3, S, S): the network sees the object in its context. The patch prior
     takes its patches from `prior_sources` (N, 3, H, W). With an `amplitude` (3, h, w // 2 + 1)
@@ -299,6 +299,8 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
     `degraded` adds random blur and resampling to the views. `mirror` (top, bottom, left,
     right) are bands of the view that reflect the rest (a context crop leaving the photo).
     `keep` weighs an L1 cost on changing `background` under the selection (0: none).
+    `whole` weighs the class under the (first) network's whole head when `masks` has a style's
+    m7 pathway (the m5 cells kept), as `VisualizationSettings.whole` does.
     Returns the (1, 3, S, S) image."""
     dev = net.device
     if amplitude is None:
@@ -314,7 +316,11 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
         offset = (box.y0, box.x0)
     param = MaskedParam(inner, background.to(dev), selection.to(dev), offset, mirror)
     patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
-    loss = regularisation(obj.class_score(index), patch)
+    score = obj.class_score(index)
+    if whole and masks.m7 is not None:
+        first = net.first if isinstance(net, Ensemble) else net
+        score = score + whole * obj.whole_network_class_score(first, index)
+    loss = regularisation(score, patch)
     if keep:
         loss = loss + keep * obj.change_from(background, (selection > 0).float())
     size = background.shape[-1]
