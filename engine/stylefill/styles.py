@@ -84,6 +84,10 @@ class PreviewSettings:
     decay: float = 1.0
     gain: float = 1.0
     degrade: bool = False
+    # The class's score under the whole network (no m7) at this weight in every preview:
+    # the judge reads such previews better, but a rerun with another seed then differs from a
+    # preview as much as another style's does (docs/tuning.md, ninth round): 0 by default.
+    whole: float = 0.0
     # A preview the whole network does not read as the class is drawn again with the class's
     # score under the whole network added at this weight; not every preview, as that makes
     # the styles' previews look alike (docs/tuning.md, "Speed of the networks themselves").
@@ -92,7 +96,7 @@ class PreviewSettings:
     def visualization(self) -> VisualizationSettings:
         return VisualizationSettings(iters=self.iters, lr=self.lr, patch=self.patch,
                                      param=self.param, decay=self.decay, gain=self.gain,
-                                     degrade=self.degrade)
+                                     degrade=self.degrade, whole=self.whole)
 
 
 @dataclass
@@ -516,7 +520,8 @@ def _styles_of(net: Backbone, index: int, images: torch.Tensor, names: list[str]
         res = visualize(net, index, seed=seed, settings=vis, prior_images=images[top], masks=pathway,
                         progress=scaled(progress, t / k, (t + 1) / k, f"preview {t + 1}/{k}: "),
                         cancel=cancel)
-        if res.top1 != res.cls:  # a pathway shared with a neighbour class (ladybug -> "ant")
+        # A pathway shared with a neighbour class (ladybug -> "ant"): drawn again if it helps.
+        if res.top1 != res.cls and settings.rescue > settings.whole:
             res = visualize(net, index, seed=seed, settings=replace(vis, whole=settings.rescue),
                             prior_images=images[top], masks=pathway, cancel=cancel,
                             progress=scaled(progress, (t + 1) / k, (t + 1) / k,
