@@ -47,8 +47,9 @@ def test_insert_in_two_styles(backbone, grass_field, ladybug_styles, models_root
     ladybug styles: one data-free learning serves every test), named by the judge too:
     EfficientNet-Lite2, which no objective uses (issue 14: with Lite0 alone in the objective
     and a Poisson blend its top-1 was "Egyptian cat", p 0.0007, on the install's self-check).
-    Measured on two torch threads (as CI runs): the judge's p over 0.5 in style 0, 0.40 in style
-    1, its top-1 ladybug in both; p >= 0.5 in every style is the issue's bar, not yet met."""
+    The judge's p must reach the issue's bar, 0.5, in both styles. Measured on two torch threads
+    (as CI runs): 0.96 in style 0 and 0.74 in style 1 with the whole head in the objective
+    (before it: over 0.5 and 0.40, when this test asked for 0.3)."""
     from stylefill.judge import load_judge
     from stylefill.naturalness import naturalness
 
@@ -64,7 +65,7 @@ def test_insert_in_two_styles(backbone, grass_field, ladybug_styles, models_root
         m = res.metrics
         assert m["prob_before"] < 0.1 and m["prob_after"] >= 0.5, m
         judged = naturalness(backbone, load_judge(), res.image, m["index"], mask)
-        assert judged.judge_top1 == "ladybug" and judged.judge["clean"] >= 0.3, (style, judged.judge,
+        assert judged.judge_top1 == "ladybug" and judged.judge["clean"] >= 0.5, (style, judged.judge,
                                                                                  judged.judge_top1)
         assert m["outside_changed_pixels"] == 0
         out = np.asarray(res.image)
