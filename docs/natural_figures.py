@@ -53,7 +53,7 @@ INSERTS = (  # held-out photo (name contains), class, selection as fractions x0,
 # with, an alpha blend, grain levelled to the surroundings' detail, the class under Lite0's whole
 # head beside the style's pathway).
 INSERT_SETTINGS = {"before": replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", degrade=False,
-                                     second_network=False, level_grain=0.0, whole=0.0),
+                                     second_network=False, level_grain=0.0, whole=0.0, tv=300.0),
                    "after": InsertSettings()}
 
 

@@ -51,7 +51,7 @@ class InsertSettings:
     min_context: int = 64        # px: tiny selections still get some surroundings
     noise: float = 20 / 255      # insert: photo + noise inside the selection (as mNeuron)
     patch: float = 2.0
-    tv: float = 300.0
+    tv: float = 75.0             # 300 while Lite0 was alone; with two networks and the whole head 75
     cells_dilate: int = 1        # m5: cells under the selection, dilated (paper: radius 1)
     feather: float = 0.06        # alpha ramp inside the selection edge, share of its size
     refine: bool = False         # second pass at 2x resolution when the context crop is > 2x
