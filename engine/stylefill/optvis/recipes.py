@@ -239,6 +239,19 @@ def _visual_prior(net: Backbone, settings: VisualizationSettings, prior_images: 
     return PatchPrior.from_patches(*db.patches_with_stats(ids.numpy()), seed=seed)
 
 
+def _class_score(net: Backbone | Ensemble, index: int, masks: Masks | None,
+                 whole: float) -> obj.Objective:
+    """Eq. 2's class score, plus at weight `whole` the class under the (first) network's
+    whole head when the pass goes through fc masks (a style's pathway, a dropout member): that
+    pathway alone can lead to evidence for a neighbour class or that the judge reads less
+    (docs/tuning.md, eighth round). Without fc masks the score is already the whole head's."""
+    score = obj.class_score(index)
+    if whole and masks is not None and (masks.m6 is not None or masks.m7 is not None):
+        first = net.first if isinstance(net, Ensemble) else net
+        score = score + whole * obj.whole_network_class_score(first, index)
+    return score
+
+
 def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int = 0,
               masks: Masks | None = None, settings: VisualizationSettings = VisualizationSettings(),
               prior_images: torch.Tensor | None = None, db: patchdb.PatchDB | None = None,
@@ -248,9 +261,7 @@ def visualize(net: Backbone, index: int, *, size: int | None = None, seed: int =
     t0 = time.perf_counter()
     size = size or net.input_size
     start = start_noise((1, 3, size, size), seed, 0.01)
-    score = obj.class_score(index)
-    if masks is not None and settings.whole:
-        score = score + settings.whole * obj.whole_network_class_score(net, index)
+    score = _class_score(net, index, masks, settings.whole)
     loss = settings.regularisation()(score, _visual_prior(net, settings, prior_images, db, seed, cancel))
     param, transforms = _param_and_views(settings, start.to(net.device))
     result = render(net, loss, param, iters=settings.iters, lr=settings.lr, transforms=transforms,
@@ -316,11 +327,7 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
         offset = (box.y0, box.x0)
     param = MaskedParam(inner, background.to(dev), selection.to(dev), offset, mirror)
     patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
-    score = obj.class_score(index)
-    if whole and masks.m7 is not None:
-        first = net.first if isinstance(net, Ensemble) else net
-        score = score + whole * obj.whole_network_class_score(first, index)
-    loss = regularisation(score, patch)
+    loss = regularisation(_class_score(net, index, masks, whole), patch)
     if keep:
         loss = loss + keep * obj.change_from(background, (selection > 0).float())
     size = background.shape[-1]
