@@ -259,7 +259,7 @@ def test_a_fill_on_a_smooth_background_is_drawn_smoother_with_a_tv_for_the_photo
     photo = Image.open(grass_field).convert("RGB")
     mask = _rect_mask(photo, RECT)
     blurred = photo.filter(ImageFilter.GaussianBlur(2))
-    assert fill_tv(_context(blurred, mask, InsertSettings()), 224, InsertSettings()) == 75.0
+    assert fill_tv(*_context(blurred, mask, InsertSettings()).at(224), InsertSettings()) == 75.0
     index = backbone.categories.index("ladybug")
     variation, tv = {}, {}
     for label, settings in (("default", InsertSettings(iters=30)),

@@ -24,6 +24,7 @@ from .errors import InputError
 from .masks import cells_under
 from .optvis.param import amplitude_of
 from .optvis.recipes import Regularisation, visualize_masked
+from .optvis.regularizers import squared_gradient
 from .photo_stats import around, spectrum_stats
 from .progress import Cancel, Progress, report, scaled
 from .regions import (
@@ -208,25 +209,23 @@ def surroundings_grain(ctx: _Context, scale: float) -> np.ndarray:
 def photo_tv(back: torch.Tensor, sel: torch.Tensor) -> float:
     """The regulariser's TV (Eq. 2's Rb term) of the photo `back` (1, 3, S, S) itself, over the
     pixels outside the selection `sel` (1, 1, S, S)."""
-    dx = back[..., :-1, 1:] - back[..., :-1, :-1]
-    dy = back[..., 1:, :-1] - back[..., :-1, :-1]
-    sq = (dx.pow(2) + dy.pow(2)).mean(1, keepdim=True)
+    sq = squared_gradient(back).mean(1, keepdim=True)
     outside = sel[..., :-1, :-1] <= 0
     return float(sq[outside].mean()) if outside.any() else 0.0
 
 
-def fill_tv(ctx: _Context, res: int, settings: InsertSettings) -> float:
-    """`settings.tv`, raised where the photo around the selection is smoother than
-    `settings.tv_photo` (see there)."""
+def fill_tv(back: torch.Tensor, sel: torch.Tensor, settings: InsertSettings) -> float:
+    """`settings.tv`, raised where the photo `back` around the selection `sel` (the context
+    crop at network resolution) is smoother than `settings.tv_photo` (see there)."""
     if not settings.tv_photo:
         return settings.tv
-    smooth = settings.tv_photo / max(photo_tv(*ctx.at(res)), settings.tv_photo / 10)
+    smooth = settings.tv_photo / max(photo_tv(back, sel), settings.tv_photo / 10)
     return settings.tv * max(1.0, smooth)
 
 
 def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: int, steps: int,
            lr: float, m7: torch.Tensor | None, sources: torch.Tensor | None, param: str,
-           settings: InsertSettings, seed: int, progress: Progress | None,
+           settings: InsertSettings, tv: float, seed: int, progress: Progress | None,
            cancel: Cancel | None) -> torch.Tensor:
     """One masked class visualisation of the context crop at `res` px, the fill seen through
     the alpha it will be pasted with."""
@@ -241,8 +240,7 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
     solver = Ensemble(net, load_second_network(str(net.device))) if settings.second_network else net
     alpha = ctx.alpha_at(res, settings) if settings.blend == "alpha" else sel
     return visualize_masked(solver, index, back, alpha, start, masks=masks, mirror=ctx.mirror_at(res),
-                            regularisation=Regularisation(tv=fill_tv(ctx, net.input_size, settings),
-                                                          patch=settings.patch),
+                            regularisation=Regularisation(tv=tv, patch=settings.patch),
                             prior_sources=sources, iters=steps, lr=lr, seed=seed,
                             amplitude=amplitude, max_gain=settings.max_gain,
                             degraded=settings.degrade, keep=settings.keep_photo, whole=settings.whole,
@@ -355,6 +353,7 @@ def fill_selection(
     work, m_t = ctx.at(size)
     prob_before = class_prob(net, work, index)
     refine = settings.refine and ctx.side > 2 * size
+    tv = fill_tv(work, m_t, settings)
     sources = None
     if settings.patch:
         sources = work if prior_images is None else torch.cat([prior_images.cpu(), work])
@@ -367,18 +366,19 @@ def fill_selection(
     lr = settings.modify_lr if modify else settings.lr
     param = "fourier" if modify else settings.param  # modify keeps the object's own spectrum
     fill = _solve(ctx, net, index, start, size, settings.iters, lr, m7, sources, param, settings,
-                  seed, _layer_previews(ctx, size, scaled(progress, 0.0, mid)), cancel)
+                  tv, seed, _layer_previews(ctx, size, scaled(progress, 0.0, mid)), cancel)
     if refine:
         # Large selections: a shorter second pass at twice the resolution adds the detail that
         # upscaling the first pass cannot.
         size = min(ctx.side, 2 * size)
         up = torch.nn.functional.interpolate(fill, size=size, mode="bicubic", align_corners=False)
         fill = _solve(ctx, net, index, up.clamp(0, 1), size, settings.refine_iters,
-                      settings.modify_lr, m7, sources, param, settings, seed,
+                      settings.modify_lr, m7, sources, param, settings, tv, seed,
                       _layer_previews(ctx, size, scaled(progress, mid, 0.95)), cancel)
     report(progress, 0.96, "blending")
     out, alpha = _paste(ctx, fill, settings)
     metrics = _metrics(ctx, out, net, index, prob_before, size, refine, settings)
+    metrics["tv"] = tv
     metrics["seconds"] = time.perf_counter() - t0
     sel = ctx.sel
     ys, xs = slice(sel.y0, sel.y1), slice(sel.x0, sel.x1)
@@ -398,7 +398,6 @@ def _metrics(ctx: _Context, out: np.ndarray, net: Backbone, index: int, prob_bef
         "selection": [ctx.sel.x0, ctx.sel.y0, *ctx.sel.size],
         "context": [box.x0, box.y0, ctx.side, ctx.side],
         "work_size": work_size, "iters": settings.iters, "refined": refined,
-        "tv": fill_tv(ctx, net.input_size, settings),
         "keep_photo": settings.keep_photo,
         "blend": settings.blend, "seam": seam_contrast(crop(out, box), ctx.crop_mask),
     }

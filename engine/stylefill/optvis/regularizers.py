@@ -11,11 +11,16 @@ def alpha_norm(x: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
     return centred.abs().pow(alpha).mean()
 
 
-def total_variation(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
-    """Mean (dx^2 + dy^2)^(beta/2) over pixels, with forward differences (paper: Rb * TV(I))."""
+def squared_gradient(x: torch.Tensor) -> torch.Tensor:
+    """dx^2 + dy^2 per pixel with forward differences, (..., H - 1, W - 1): what TV averages."""
     dx = x[..., :-1, 1:] - x[..., :-1, :-1]
     dy = x[..., 1:, :-1] - x[..., :-1, :-1]
-    sq = dx.pow(2) + dy.pow(2)
+    return dx.pow(2) + dy.pow(2)
+
+
+def total_variation(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """Mean (dx^2 + dy^2)^(beta/2) over pixels, with forward differences (paper: Rb * TV(I))."""
+    sq = squared_gradient(x)
     if beta == 2.0:
         return sq.mean()
     return (sq + 1e-8).pow(beta / 2.0).mean()
