@@ -53,7 +53,8 @@ INSERTS = (  # held-out photo (name contains), class, selection as fractions x0,
 # with, an alpha blend, grain levelled to the surroundings' detail, the class under Lite0's whole
 # head beside the style's pathway).
 INSERT_SETTINGS = {"before": replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", degrade=False,
-                                     second_network=False, level_grain=0.0, whole=0.0, tv=300.0),
+                                     second_network=False, level_grain=0.0, whole=0.0, tv=300.0,
+                                     light=0.0),
                    "after": InsertSettings()}
 
 
@@ -128,6 +129,7 @@ def inserted(folder: Path, work: Path) -> list[dict]:
                              "judge": found.judge["clean"], "judge_top1": found.judge_top1,
                              "fill": found.fill.high_frequency_share,
                              "around": found.surroundings.high_frequency_share,
+                             "light": found.fill.luminance - found.surroundings.luminance,
                              "outside": res.metrics["outside_changed_pixels"]})
                 print(rows[-1], flush=True)
     return rows
@@ -151,15 +153,17 @@ def insert_figure(rows: list[dict], work: Path, out: Path) -> None:
 
 def insert_table(rows: list[dict]) -> str:
     lines = ["| class | style | Lite0 before / after | judge before / after | fill's share before / "
-             "after (around) | seam before / after | seconds before / after |",
-             "|---|---|---|---|---|---|---|"]
+             "after (around) | fill's light - around's, before / after | seam before / after | "
+             "seconds before / after |",
+             "|---|---|---|---|---|---|---|---|"]
     for _, cls, _ in INSERTS:
         for style in (0, 1):
             a, b = (next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == style)
                     for label in INSERT_SETTINGS)
             lines.append(f"| {cls} | {style} | {a['lite0']:.2f} / {b['lite0']:.2f} | {a['judge']:.3f} / "
                          f"{b['judge']:.3f} | {a['fill']:.3f} / {b['fill']:.3f} ({a['around']:.3f}) | "
-                         f"{a['seam']:.2f} / {b['seam']:.2f} | {a['seconds']:.1f} / {b['seconds']:.1f} |")
+                         f"{a['light']:+.2f} / {b['light']:+.2f} | {a['seam']:.2f} / {b['seam']:.2f} | "
+                         f"{a['seconds']:.1f} / {b['seconds']:.1f} |")
     return "\n".join(lines)
 
 
@@ -167,7 +171,7 @@ def insert_bar(rows: list[dict]) -> str:
     """The issue's bar, counted per setting."""
     lines = ["| | p_after >= 0.5 under Lite0 and the judge | fill's share within 0.08 of its "
              "surroundings' | all three | pixels changed outside | judge's top-1 is the class | "
-             "mean judge p |", "|---|---|---|---|---|---|---|"]
+             "mean judge p | mean light gap |", "|---|---|---|---|---|---|---|---|"]
     for label in INSERT_SETTINGS:
         mine = [r for r in rows if r["label"] == label]
         both = [r["lite0"] >= 0.5 and r["judge"] >= 0.5 for r in mine]
@@ -176,7 +180,8 @@ def insert_bar(rows: list[dict]) -> str:
         lines.append(f"| {label} | {sum(both)} | {sum(close)} | "
                      f"{sum(b and c for b, c in zip(both, close, strict=True))} | "
                      f"{sum(r['outside'] for r in mine)} | {top1} | "
-                     f"{sum(r['judge'] for r in mine) / len(mine):.3f} |")
+                     f"{sum(r['judge'] for r in mine) / len(mine):.3f} | "
+                     f"{sum(abs(r['light']) for r in mine) / len(mine):.3f} |")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from stylefill.classification import TRANSFORMS
@@ -76,6 +77,11 @@ def test_a_noisy_fill_stands_out_from_the_photo_around_it(backbone, foolbox_imag
     assert abs(clean.fill.high_frequency_share - clean.surroundings.high_frequency_share) < 0.15
     assert noisy.fill.high_frequency_share > noisy.surroundings.high_frequency_share + 0.3
     assert noisy.surroundings == clean.surroundings  # the tiles around it are untouched
+    darker = photo.copy()
+    darker[selection] //= 2
+    dark = naturalness(backbone, load_judge(), Image.fromarray(darker), 853, selection)
+    assert dark.fill.luminance == pytest.approx(clean.fill.luminance / 2, abs=0.01)
+    assert dark.surroundings.luminance == clean.surroundings.luminance
 
 
 def test_cli_writes_json_and_markdown_and_refuses_bad_input(foolbox_images, tmp_path, capsys):

@@ -46,3 +46,15 @@ def test_a_mask_measures_only_its_region(foolbox_images):
     tiny[:4, :4] = True
     with pytest.raises(ValueError, match="too small"):
         spectrum_stats(photo, tiny)
+
+
+def test_the_mean_luminance_is_the_luma_of_the_masked_region_alone(foolbox_images):
+    photo = load_tensor(foolbox_images[2][0], 224)
+    grey = (photo[0] * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0)
+    mask = np.zeros((224, 224), bool)
+    mask[40:120, 60:200] = True
+    assert spectrum_stats(photo).luminance == pytest.approx(float(grey.mean()), abs=1e-4)
+    assert spectrum_stats(photo, mask).luminance == pytest.approx(float(grey[40:120, 60:200].mean()),
+                                                                  abs=1e-4)
+    assert spectrum_stats(photo * 0.5, mask).luminance == pytest.approx(
+        spectrum_stats(photo, mask).luminance / 2, abs=1e-4)

@@ -5,8 +5,8 @@ the square context crop around the selection, as insert sees it), at the solver'
 - the class probability under the solver's network, clean and after the blur, resampling and
   JPEG a photo survives (TRANSFORMS);
 - the same under the judge network (EfficientNet-Lite2), which no objective may use;
-- photo statistics: the high-frequency share and spectral slope of the image, or of the fill
-  beside those of the photo around it.
+- photo statistics: the high-frequency share, spectral slope and mean luminance of the image,
+  or of the fill beside those of the photo around it.
 """
 
 from __future__ import annotations
@@ -48,11 +48,13 @@ class Naturalness:
                  "|---|" + "---|" * len(TRANSFORMS)]
         for name, probs in (("solver", self.solver), ("judge", self.judge)):
             lines.append(f"| {name} | " + " | ".join(f"{probs[t]:.3f}" for t in TRANSFORMS) + " |")
-        lines += ["", "| region | high-frequency share | spectral slope |", "|---|---|---|"]
+        lines += ["", "| region | high-frequency share | spectral slope | mean luminance |",
+                  "|---|---|---|---|"]
         for name in ("image", "fill", "surroundings"):
             stats = getattr(self, name)
             if stats is not None:
-                lines.append(f"| {name} | {stats.high_frequency_share:.3f} | {stats.slope:.2f} |")
+                lines.append(f"| {name} | {stats.high_frequency_share:.3f} | {stats.slope:.2f} "
+                             f"| {stats.luminance:.3f} |")
         return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,8 @@ and how fast it falls off. Real photos measure about 0.2-0.5 and 1.0-2.0; advers
 has too much amplitude at high frequencies and too flat a spectrum, whatever a network says.
 
 Both are measured on the grey image under a Hann window (so the image's border is not an edge).
+Its DC term, the mean luminance, is kept beside them: a fill in the photo's light has about
+its surroundings' (an object may be darker or lighter, but not as a rule).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ LUMA = np.array([0.299, 0.587, 0.114])
 class SpectrumStats:
     high_frequency_share: float  # amplitude above HIGH_FREQUENCY / all amplitude but DC
     slope: float                 # alpha of amplitude ~ 1 / f^alpha, radially averaged
+    luminance: float             # mean luma (Rec. 601), 0-1
 
 
 def spectrum_stats(image: torch.Tensor | np.ndarray, mask: np.ndarray | None = None) -> SpectrumStats:
@@ -42,7 +45,7 @@ def spectrum_stats(image: torch.Tensor | np.ndarray, mask: np.ndarray | None = N
     radius = np.hypot(fy, fx)
     total = amplitude[radius > 0].sum()
     share = float(amplitude[radius > HIGH_FREQUENCY].sum() / total) if total > 0 else 0.0
-    return SpectrumStats(share, _slope(amplitude, radius, min(h, w)))
+    return SpectrumStats(share, _slope(amplitude, radius, min(h, w)), float(grey.mean()))
 
 
 def around(rgb: np.ndarray, box: Box) -> SpectrumStats | None:
@@ -57,8 +60,8 @@ def around(rgb: np.ndarray, box: Box) -> SpectrumStats | None:
              if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= width and t.y1 <= height]
     if not stats:
         return None
-    return SpectrumStats(float(np.mean([s.high_frequency_share for s in stats])),
-                         float(np.mean([s.slope for s in stats])))
+    return SpectrumStats(*(float(np.mean([getattr(s, f) for s in stats]))
+                           for f in ("high_frequency_share", "slope", "luminance")))
 
 
 def _grey(image: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -8,10 +8,12 @@ import torch
 from stylefill.optvis import transforms as tf
 from stylefill.optvis.param import (
     FourierParam,
+    LightMatched,
     MagnitudeParam,
     MaskedParam,
     PixelParam,
     amplitude_of,
+    luminance,
     make_param,
     photo_amplitude,
     start_noise,
@@ -196,3 +198,54 @@ def test_masked_param_mirrors_its_bands_from_the_composite():
     image[..., 26:, :].sum().backward()  # a band's pixels are the fill's reflection
     grad = inner.parameters()[0].grad
     assert grad[..., 19:24, 8:20].abs().min() > 0 and grad[..., 24:, :].abs().sum() == 0
+
+
+def _steps_towards(param, target: torch.Tensor, iters: int, stop: int) -> None:
+    """`stop` of `iters` Adam steps of `param` towards `target`, following the render loop."""
+    opt = torch.optim.Adam(param.parameters(), lr=0.1)
+    for step in range(stop):
+        param.at_step(step, iters)
+        opt.zero_grad()
+        (param.image() - target).pow(2).mean().backward()
+        opt.step()
+
+
+def test_a_coarse_to_fine_fourier_param_changes_only_coarse_detail_first(photo):
+    """Early steps may move frequencies up to the cutoff only (of the signal under the
+    sigmoid, which is linear in the spectrum); after the ramp every one is free."""
+    init = torch.nn.functional.interpolate(photo, size=64, mode="area").clamp(0.01, 0.99)
+    target = start_noise((1, 3, 64, 64), 0, 0.3)
+
+    def change(param: FourierParam) -> torch.Tensor:
+        signal = torch.logit(param.image().detach()) - torch.logit(init)
+        return torch.fft.rfft2(signal).abs().mean(dim=(0, 1))
+
+    coarse = FourierParam(init, coarse=0.5, coarse_start=1 / 16)
+    freqs = coarse.freqs
+    _steps_towards(coarse, target, iters=40, stop=5)
+    cutoff = (1 / 16) * 8 ** (4 / 20)   # the cutoff of step 4 of a 20-step ramp
+    assert float(change(coarse)[freqs > cutoff * 1.01].max()) < 1e-2
+    assert float(change(coarse)[freqs <= cutoff].mean()) > 1.0
+    _steps_towards(coarse, target, iters=40, stop=40)
+    coarse.at_step(40, 40)
+    assert float(change(coarse)[freqs > 0.4].mean()) > 1.0
+    plain = FourierParam(init)
+    _steps_towards(plain, target, iters=40, stop=5)
+    assert float(change(plain)[freqs > 0.4].mean()) > 1.0
+
+
+def test_a_light_matched_param_takes_the_target_luminance_under_its_weight(photo):
+    init = torch.nn.functional.interpolate(photo, size=32, mode="area") * 0.5 + 0.1
+    weight = torch.zeros(1, 1, 32, 32)
+    weight[..., 8:24, 8:24] = 1.0
+
+    def mean_luma(image: torch.Tensor) -> float:
+        return float((luminance(image) * weight).sum() / weight.sum())
+
+    before = mean_luma(init)
+    full = LightMatched(FourierParam(init), weight, before + 0.2, 1.0)
+    assert mean_luma(full.image().detach()) == pytest.approx(before + 0.2, abs=1e-3)
+    half = LightMatched(FourierParam(init), weight, before + 0.2, 0.5)
+    assert mean_luma(half.image().detach()) == pytest.approx(before + 0.1, abs=1e-3)
+    half.image().sum().backward()
+    assert float(half.parameters()[0].grad.abs().sum()) > 0

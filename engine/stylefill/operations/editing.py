@@ -55,6 +55,9 @@ class InsertRequest(_Edit):
     cls: Annotated[ClassRef, Cli(metavar="CLASS")] = Field(alias="class")
     style: int | None = Field(None, ge=0, lt=MAX_STYLES, description="a learned style (data-free "
                               "styles are learned on first use); none: any style of the class")
+    light: float = Field(SETTINGS.light, ge=0, le=1, description=(
+        "how far the object is drawn in the photo's light: its mean luminance moves this share "
+        "of the way to the photo's around the selection (0: the object's own light)"))
 
 
 class ModifyRequest(_Edit):
@@ -77,12 +80,12 @@ def _outcome(res: EditResult, style: int | None, backbone: str) -> Outcome:
 
 
 def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress: Progress | None,
-          cancel: Cancel | None) -> Outcome:
+          cancel: Cancel | None, light: float = 0.0) -> Outcome:
     m7 = prior = None
     if style is not None:
         m7, prior, progress = style_pathway(index, net, style, net.input_size, progress, cancel)
     settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine,
-                       keep_photo=req.keep_photo)
+                       keep_photo=req.keep_photo, light=light)
     res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
                          modify=modify, seed=req.seed, settings=settings, progress=progress,
                          cancel=cancel)
@@ -91,7 +94,7 @@ def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress
 
 def insert(req: InsertRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
-    return _fill(req, req.index, req.style, False, net, progress, cancel)
+    return _fill(req, req.index, req.style, False, net, progress, cancel, req.light)
 
 
 def modify(req: ModifyRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:

@@ -38,6 +38,11 @@ class ImageParam(ABC):
         """Called after each optimiser step to keep the parameters valid (nothing by default)."""
         return None
 
+    def at_step(self, step: int, iters: int) -> None:
+        """Called before each step of `iters`: a parameterisation that changes over the run
+        (coarse to fine) follows it here (nothing by default)."""
+        return None
+
 
 class PixelParam(ImageParam):
     def __init__(self, init: torch.Tensor):
@@ -55,24 +60,44 @@ class PixelParam(ImageParam):
 
 
 class FourierParam(ImageParam):
-    def __init__(self, init: torch.Tensor, decay_power: float = 1.0):
+    """Lucid's Fourier basis. With `coarse` > 0 it changes the image coarse to fine: over the
+    first `coarse` share of the run, only frequencies up to a cutoff may differ from the start
+    image's, the cutoff growing geometrically from `coarse_start` cycles/px to Nyquist, so the
+    object's layout is drawn before its texture. The cutoff is a hard ring: a frequency is
+    either frozen at the start's value or free, never shown scaled (which would jump when the
+    ring passes it)."""
+
+    def __init__(self, init: torch.Tensor, decay_power: float = 1.0, coarse: float = 0.0,
+                 coarse_start: float = 1 / 32):
         _, _, h, w = init.shape
         fy = torch.fft.fftfreq(h)[:, None]
         fx = torch.fft.rfftfreq(w)[None, :]
-        freqs = (fx * fx + fy * fy).sqrt()
-        self.scale = (1.0 / freqs.clamp_min(1.0 / max(h, w)) ** decay_power).to(init)
+        self.freqs = (fx * fx + fy * fy).sqrt().to(init)
+        self.scale = 1.0 / self.freqs.clamp_min(1.0 / max(h, w)) ** decay_power
         self.size = (h, w)
         # Exact inverse of `image()`: logit -> undo colour mixing -> spectrum / scale.
         z = torch.logit(init.detach().clamp(1e-3, 1 - 1e-3))
         z = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_COLOR).to(init), z)
         spectrum = torch.fft.rfft2(z * 4.0, norm="ortho") / self.scale
         self.spectrum = torch.view_as_real(spectrum).contiguous().requires_grad_(True)
+        self.start = self.spectrum.detach().clone()
+        self.coarse, self.coarse_start = coarse, coarse_start
+        self.free: torch.Tensor | None = None  # (H, W // 2 + 1, 1) bool while coarse
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.spectrum]
 
+    def at_step(self, step: int, iters: int) -> None:
+        ramp = self.coarse * iters
+        if step >= ramp:
+            self.free = None
+            return
+        cutoff = self.coarse_start * (0.5 / self.coarse_start) ** (step / ramp)
+        self.free = (self.freqs <= cutoff)[..., None]
+
     def image(self) -> torch.Tensor:
-        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        spectrum = self.spectrum if self.free is None else torch.where(self.free, self.spectrum, self.start)
+        spectrum = torch.view_as_complex(spectrum.contiguous()) * self.scale
         z = torch.fft.irfft2(spectrum, s=self.size, norm="ortho") / 4.0
         z = torch.einsum("ij,bjhw->bihw", _COLOR.to(z), z)
         return torch.sigmoid(z)
@@ -174,6 +199,38 @@ def start_noise(shape: tuple[int, ...], seed: int, std: float) -> torch.Tensor:
     return (0.5 + std * torch.randn(shape, generator=gen)).clamp(0, 1)
 
 
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) luma (Rec. 601) of (N, 3, H, W) RGB."""
+    return sum(w * image[:, i:i + 1] for i, w in enumerate(_LUMA))
+
+
+class LightMatched(ImageParam):
+    """`inner`'s image lightened or darkened as a whole, so that its mean luminance under
+    `weight` (1, 1, H, W) moves `strength` of the way to `target`: an object drawn in the
+    photo's light rather than its own (1 = the same mean luminance as `target`)."""
+
+    def __init__(self, inner: ImageParam, weight: torch.Tensor, target: float, strength: float):
+        self.inner, self.target, self.strength = inner, target, strength
+        self.weight = weight / weight.sum().clamp_min(1e-6)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.inner.parameters()
+
+    def image(self) -> torch.Tensor:
+        image = self.inner.image()
+        mean = (luminance(image) * self.weight).sum(dim=(-3, -2, -1), keepdim=True)
+        return (image + self.strength * (self.target - mean)).clamp(0, 1)
+
+    def project(self) -> None:
+        self.inner.project()
+
+    def at_step(self, step: int, iters: int) -> None:
+        self.inner.at_step(step, iters)
+
+
 class MaskedParam(ImageParam):
     """Only the pixels under `mask` come from `inner`; the rest is the fixed `background`.
     An `inner` image smaller than the background covers the box at `offset` (the mask must
@@ -213,3 +270,6 @@ class MaskedParam(ImageParam):
 
     def project(self) -> None:
         self.inner.project()
+
+    def at_step(self, step: int, iters: int) -> None:
+        self.inner.at_step(step, iters)

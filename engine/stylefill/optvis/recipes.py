@@ -28,7 +28,16 @@ from ..progress import Cancel, Progress, report, scaled
 from ..regions import selection_box
 from . import objectives as obj
 from . import transforms as tf
-from .param import FourierParam, ImageParam, MagnitudeParam, MaskedParam, make_param, start_noise
+from .param import (
+    FourierParam,
+    ImageParam,
+    LightMatched,
+    MagnitudeParam,
+    MaskedParam,
+    luminance,
+    make_param,
+    start_noise,
+)
 from .patch_prior import LocalPatchPrior, PatchPrior, VotedPrior
 from .regularizers import Whitening
 from .solver import render
@@ -299,8 +308,9 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
                      prior_sources: torch.Tensor | None, iters: int, lr: float, seed: int,
                      amplitude: torch.Tensor | None = None, max_gain: float = 1.0,
                      degraded: bool = False, mirror: tuple[int, int, int, int] = (0, 0, 0, 0),
-                     keep: float = 0.0, whole: float = 0.0, progress: Progress | None = None,
-                     stage: str = "optimising", cancel: Cancel | None = None) -> torch.Tensor:
+                     keep: float = 0.0, whole: float = 0.0, coarse: float = 0.0, light: float = 0.0,
+                     progress: Progress | None = None, stage: str = "optimising",
+                     cancel: Cancel | None = None) -> torch.Tensor:
     """A class visualisation of the pixels under `selection` (1, 1, S, S) only, the rest fixed
     at `background` (1, 3, S, S): the network sees the object in its context. The patch prior
     takes its patches from `prior_sources` (N, 3, H, W). With an `amplitude` (3, h, w // 2 + 1)
@@ -312,10 +322,13 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
     `keep` weighs an L1 cost on changing `background` under the selection (0: none).
     `whole` weighs the class under the (first) network's whole head when `masks` has a style's
     m7 pathway (the m5 cells kept), as `VisualizationSettings.whole` does.
+    `coarse` is the Fourier fill's coarse-to-fine share of the steps (`FourierParam`).
+    `light` moves the fill's mean luminance that share of the way to the background's outside
+    the selection (`LightMatched`; 0: the fill keeps its own).
     Returns the (1, 3, S, S) image."""
     dev = net.device
     if amplitude is None:
-        inner, offset = FourierParam(start.to(dev)), (0, 0)
+        inner, offset = FourierParam(start.to(dev), coarse=coarse), (0, 0)
     else:
         box = selection_box(selection[0, 0].cpu().numpy())
         width, height = box.size
@@ -325,6 +338,12 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
         inner = MagnitudeParam(start[..., box.y0:box.y1, box.x0:box.x1].to(dev), amplitude,
                                max_gain=max_gain)
         offset = (box.y0, box.x0)
+    if light:
+        outside = (selection <= 0).to(dev).float()
+        target = float((luminance(background.to(dev)) * outside).sum() / outside.sum().clamp_min(1))
+        h, w = inner.image().shape[-2:]
+        weight = selection.to(dev)[..., offset[0]:offset[0] + h, offset[1]:offset[1] + w]
+        inner = LightMatched(inner, weight, target, light)
     param = MaskedParam(inner, background.to(dev), selection.to(dev), offset, mirror)
     patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
     loss = regularisation(_class_score(net, index, masks, whole), patch)

@@ -81,6 +81,7 @@ def render(
     for step in range(iters):
         check(cancel, f"at step {step} of {iters}")
         opt.zero_grad(set_to_none=True)
+        param.at_step(step, iters)
         image = param.image()
         reg_image = whiten(image) if whiten is not None else image
         for prior in objective.priors:
@@ -94,6 +95,7 @@ def render(
         param.project()
         losses.append(float(loss.detach()))
         report(progress, (step + 1) / iters, f"{stage} {step + 1}/{iters}", image.detach()[:1])
+    param.at_step(iters, iters)
     with torch.no_grad():
         final = param.image().detach().clamp(0, 1)
     return RenderResult(image=final, losses=losses, seconds=time.perf_counter() - t0)
