@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..photo_stats import LUMA
 from ..sample_photos import packaged_photos
 
 # Lucid's colour correlation (square root of the ImageNet RGB covariance), normalised.
@@ -199,12 +200,9 @@ def start_noise(shape: tuple[int, ...], seed: int, std: float) -> torch.Tensor:
     return (0.5 + std * torch.randn(shape, generator=gen)).clamp(0, 1)
 
 
-_LUMA = (0.299, 0.587, 0.114)
-
-
 def luminance(image: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) luma (Rec. 601) of (N, 3, H, W) RGB."""
-    return sum(w * image[:, i:i + 1] for i, w in enumerate(_LUMA))
+    """(N, 1, H, W) luma (Rec. 601, as `photo_stats` measures it) of (N, 3, H, W) RGB."""
+    return sum(float(w) * image[:, i:i + 1] for i, w in enumerate(LUMA))
 
 
 class LightMatched(ImageParam):
