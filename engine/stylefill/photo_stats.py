@@ -9,7 +9,7 @@ its surroundings' (an object may be darker or lighter, but not as a rule).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -60,8 +60,8 @@ def around(rgb: np.ndarray, box: Box) -> SpectrumStats | None:
              if t.x0 >= 0 and t.y0 >= 0 and t.x1 <= width and t.y1 <= height]
     if not stats:
         return None
-    return SpectrumStats(*(float(np.mean([getattr(s, f) for s in stats]))
-                           for f in ("high_frequency_share", "slope", "luminance")))
+    return SpectrumStats(*(float(np.mean([getattr(s, f.name) for s in stats]))
+                           for f in fields(SpectrumStats)))
 
 
 def _grey(image: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -81,8 +81,8 @@ class FourierParam(ImageParam):
         z = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_COLOR).to(init), z)
         spectrum = torch.fft.rfft2(z * 4.0, norm="ortho") / self.scale
         self.spectrum = torch.view_as_real(spectrum).contiguous().requires_grad_(True)
-        self.start = self.spectrum.detach().clone()
         self.coarse, self.coarse_start = coarse, coarse_start
+        self.start = self.spectrum.detach().clone() if coarse else None  # what frozen ones show
         self.free: torch.Tensor | None = None  # (H, W // 2 + 1, 1) bool while coarse
 
     def parameters(self) -> list[torch.Tensor]:

@@ -329,6 +329,7 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
     dev = net.device
     if amplitude is None:
         inner, offset = FourierParam(start.to(dev), coarse=coarse), (0, 0)
+        size = tuple(start.shape[-2:])
     else:
         box = selection_box(selection[0, 0].cpu().numpy())
         width, height = box.size
@@ -337,12 +338,11 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
                              f"{width}x{height} box")
         inner = MagnitudeParam(start[..., box.y0:box.y1, box.x0:box.x1].to(dev), amplitude,
                                max_gain=max_gain)
-        offset = (box.y0, box.x0)
+        offset, size = (box.y0, box.x0), (height, width)
     if light:
         outside = (selection <= 0).to(dev).float()
         target = float((luminance(background.to(dev)) * outside).sum() / outside.sum().clamp_min(1))
-        h, w = inner.image().shape[-2:]
-        weight = selection.to(dev)[..., offset[0]:offset[0] + h, offset[1]:offset[1] + w]
+        weight = selection.to(dev)[..., offset[0]:offset[0] + size[0], offset[1]:offset[1] + size[1]]
         inner = LightMatched(inner, weight, target, light)
     param = MaskedParam(inner, background.to(dev), selection.to(dev), offset, mirror)
     patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
