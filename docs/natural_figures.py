@@ -130,6 +130,7 @@ def inserted(folder: Path, work: Path) -> list[dict]:
                              "fill": found.fill.high_frequency_share,
                              "around": found.surroundings.high_frequency_share,
                              "light": found.fill.luminance - found.surroundings.luminance,
+                             "alone": found.alone["judge"], "alone_top1": found.alone["judge_top1"],
                              "outside": res.metrics["outside_changed_pixels"]})
                 print(rows[-1], flush=True)
     return rows
@@ -171,7 +172,8 @@ def insert_bar(rows: list[dict]) -> str:
     """The issue's bar, counted per setting."""
     lines = ["| | p_after >= 0.5 under Lite0 and the judge | fill's share within 0.08 of its "
              "surroundings' | all three | pixels changed outside | judge's top-1 is the class | "
-             "mean judge p | mean light gap |", "|---|---|---|---|---|---|---|---|"]
+             "mean judge p | mean light gap | the object alone: judge's top-1, mean p |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for label in INSERT_SETTINGS:
         mine = [r for r in rows if r["label"] == label]
         both = [r["lite0"] >= 0.5 and r["judge"] >= 0.5 for r in mine]
@@ -181,7 +183,9 @@ def insert_bar(rows: list[dict]) -> str:
                      f"{sum(b and c for b, c in zip(both, close, strict=True))} | "
                      f"{sum(r['outside'] for r in mine)} | {top1} | "
                      f"{sum(r['judge'] for r in mine) / len(mine):.3f} | "
-                     f"{sum(abs(r['light']) for r in mine) / len(mine):.3f} |")
+                     f"{sum(abs(r['light']) for r in mine) / len(mine):.3f} | "
+                     f"{sum(r['alone_top1'] == r['class'] for r in mine)}, "
+                     f"{sum(r['alone'] for r in mine) / len(mine):.3f} |")
     return "\n".join(lines)
 
 

@@ -138,3 +138,32 @@ def test_masked_visualisation_weighs_the_whole_head_only_through_a_style_pathway
     without, with_whole = whole_score(fill(styled, 0.0)), whole_score(fill(styled, 1.0))
     print("the class under the whole head, without / with `whole`:", without, with_whole)
     assert with_whole > without, (without, with_whole)
+
+
+def test_an_object_drawn_on_its_own_canvas_has_the_spectrum_it_is_given(backbone, photo):
+    """`visualize_object`: the class on a canvas of its own, any height and width, its Fourier
+    amplitude fixed at the one given (insert gives the photo's around the selection): the
+    network reads the class, the canvas keeps the given photo's high-frequency share and
+    slope (within 0.03 and 0.15), and a seed gives the same picture."""
+    from stylefill.optvis.param import amplitude_of
+    from stylefill.photo_stats import spectrum_stats
+
+    height, width = 72, 120
+    crop = photo[..., 40:40 + height, 20:20 + width]
+    amplitude = amplitude_of(crop)
+
+    def draw(seed: int) -> torch.Tensor:
+        return recipes.visualize_object(backbone, LADYBUG, (height, width), amplitude, masks=None,
+                                        iters=40, lr=0.05, seed=seed, max_gain=2.5)
+
+    drawn = draw(0)
+    assert drawn.shape == (1, 3, height, width)
+    with torch.no_grad():
+        assert backbone(drawn).logits.softmax(-1)[0, LADYBUG] >= 0.5
+    given, got = (spectrum_stats(x[0].permute(1, 2, 0).numpy()) for x in (crop, drawn))
+    assert abs(got.high_frequency_share - given.high_frequency_share) < 0.03, (got, given)
+    assert abs(got.slope - given.slope) < 0.15, (got, given)
+    assert torch.equal(drawn, draw(0)) and not torch.equal(drawn, draw(1))
+    with pytest.raises(ValueError, match="does not fit"):
+        recipes.visualize_object(backbone, LADYBUG, (width, height), amplitude, masks=None,
+                                 iters=1, lr=0.05, seed=0, max_gain=2.5)

@@ -58,6 +58,11 @@ class InsertRequest(_Edit):
     light: float = Field(SETTINGS.light, ge=0, le=1, description=(
         "how far the object is drawn in the photo's light: its mean luminance moves this share "
         "of the way to the photo's around the selection (0: the object's own light)"))
+    render_first: int = Field(SETTINGS.render_first, ge=0, le=1000, description=(
+        "steps drawing the object whole on a canvas of the selection's box, at the spectrum of "
+        "the photo around it, before it is solved in the photo (0: grown out of the photo; 100 "
+        "made held-out inserts more recognisable but not every one, docs/tuning.md, twelfth "
+        "round)"))
 
 
 class ModifyRequest(_Edit):
@@ -80,12 +85,12 @@ def _outcome(res: EditResult, style: int | None, backbone: str) -> Outcome:
 
 
 def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress: Progress | None,
-          cancel: Cancel | None, light: float = 0.0) -> Outcome:
+          cancel: Cancel | None, light: float = 0.0, render_first: int = 0) -> Outcome:
     m7 = prior = None
     if style is not None:
         m7, prior, progress = style_pathway(index, net, style, net.input_size, progress, cancel)
     settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine,
-                       keep_photo=req.keep_photo, light=light)
+                       keep_photo=req.keep_photo, light=light, render_first=render_first)
     res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
                          modify=modify, seed=req.seed, settings=settings, progress=progress,
                          cancel=cancel)
@@ -94,7 +99,7 @@ def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress
 
 def insert(req: InsertRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
-    return _fill(req, req.index, req.style, False, net, progress, cancel, req.light)
+    return _fill(req, req.index, req.style, False, net, progress, cancel, req.light, req.render_first)
 
 
 def modify(req: ModifyRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:

@@ -4,7 +4,8 @@ the view transforms and one regularisation bundle, run by the one render loop.
 - Eq. 1, feature inversion of a photo's pool5 map (`invert`);
 - Eq. 2, class visualisation, optionally through neural pathways (`visualize`, and
   `visualize_members` for a batch of dropout members);
-- masked visualisation inside a selection of a photo (`visualize_masked`, object completion);
+- an object drawn on a canvas of its own with a given spectrum (`visualize_object`), and
+  masked visualisation inside a selection of a photo (`visualize_masked`), object completion;
 - inversion of an image's own binary ReLU code (`invert_code`, paper Fig. 8).
 
 Everything here takes tensors at network resolution and a loaded backbone; reading photos,
@@ -301,6 +302,26 @@ def _param_and_views(settings: VisualizationSettings,
     size = start.shape[-1]
     transforms = tf.robust(size / 224, settings.degrade) if settings.robust else []
     return make_param(settings.param, start, settings.decay, settings.gain), transforms
+
+
+def visualize_object(net: Backbone | Ensemble, index: int, size: tuple[int, int],
+                     amplitude: torch.Tensor, *, masks: Masks | None, iters: int, lr: float,
+                     seed: int, max_gain: float, whole: float = 0.0,
+                     progress: Progress | None = None, stage: str = "drawing the object",
+                     cancel: Cancel | None = None) -> torch.Tensor:
+    """Eq. 2 on a canvas of its own, `size` (height, width): the object alone at the size it
+    will have, MACO-parameterised with the fixed spectrum `amplitude` (3, h, w // 2 + 1), each
+    colour channel's contrast free to grow up to `max_gain` times, seen through blurred and
+    resampled views. Object completion draws it with the spectrum of the photo around the
+    selection, then solves it in context (`stylefill.completion`). Returns (1, 3, h, w)."""
+    height, width = size
+    if amplitude.shape[-2:] != (height, width // 2 + 1):
+        raise ValueError(f"amplitude {tuple(amplitude.shape)} does not fit a {width}x{height} canvas")
+    start = start_noise((1, 3, height, width), seed, 0.01).to(net.device)
+    param = MagnitudeParam(start, amplitude, max_gain=max_gain)
+    return render(net, _class_score(net, index, masks, whole), param, iters=iters, lr=lr,
+                  transforms=tf.robust(max(size) / 224, True), masks=masks, seed=seed,
+                  progress=progress, stage=stage, cancel=cancel).image.cpu()
 
 
 def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Tensor, selection: torch.Tensor,
