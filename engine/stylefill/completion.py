@@ -101,8 +101,9 @@ class InsertSettings:
     # photo's around the selection (MACO, contrast free to grow up to `object_gain` times), then
     # placed into the selection as the start of the solve in context. 100 put 11 of 12 held-out
     # inserts at the bar against 9 (judge mean 0.82 against 0.71), but the test suite's grass
-    # field lost its ladybug in style 0 under the bar (judge 0.49 against 0.72), so it is off by
-    # default (docs/tuning.md, twelfth round). 0 = start from the photo plus noise.
+    # field lost its ladybug in style 0 under the bar (judge 0.49 against 0.72) and an insert
+    # takes 1.5-1.7x as long, so it is off by default (docs/tuning.md, twelfth round).
+    # 0 = start from the photo plus noise.
     render_first: int = 0
     object_gain: float = 2.5
 
