@@ -247,12 +247,13 @@ def _solver(net: Backbone, settings: InsertSettings) -> Backbone | Ensemble:
     return Ensemble(net, load_second_network(str(net.device))) if settings.second_network else net
 
 
-def _object_first(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: int,
+def _object_first(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, sel: torch.Tensor,
                   m7: torch.Tensor | None, settings: InsertSettings, seed: int,
                   progress: Progress | None, cancel: Cancel | None) -> torch.Tensor:
-    """`start` (the crop at `res` px) with the object drawn on a canvas of its own in the
-    selection: the selection's box at `res`'s scale, the photo's spectrum around it."""
-    _, sel = ctx.at(res)
+    """`start` (the crop at network resolution, `sel` its selection) with the object drawn on a
+    canvas of its own in the selection: the selection's box at that scale, the photo's
+    spectrum around it."""
+    res = start.shape[-1]
     box = selection_box(sel[0, 0].numpy())
     width, height = box.size
     rows, cols = slice(box.y0, box.y1), slice(box.x0, box.x1)
@@ -420,7 +421,7 @@ def fill_selection(
     first = 0.0
     if not modify and settings.render_first:
         first = 0.95 * settings.render_first / (settings.render_first + settings.iters)
-        start = _object_first(ctx, net, index, start, size, m7, settings, seed,
+        start = _object_first(ctx, net, index, start, m_t, m7, settings, seed,
                               scaled(progress, 0.0, first), cancel)
     mid = first + (0.95 - first) * (0.5 if refine else 1.0)
     lr = settings.modify_lr if modify else settings.lr

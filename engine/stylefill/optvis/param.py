@@ -151,6 +151,8 @@ class MagnitudeParam(ImageParam):
             if h != w:
                 raise ValueError(f"the photos' mean spectrum is square, the image is {w}x{h}")
             amplitude = photo_amplitude(h)
+        elif amplitude.shape[-2:] != (h, w // 2 + 1):
+            raise ValueError(f"amplitude {tuple(amplitude.shape)} does not fit a {w}x{h} image")
         self.amplitude = amplitude.to(init)
         self.size = (h, w)
         z = torch.logit(init.detach().clamp(1e-3, 1 - 1e-3)) / 4.0

@@ -314,10 +314,7 @@ def visualize_object(net: Backbone | Ensemble, index: int, size: tuple[int, int]
     colour channel's contrast free to grow up to `max_gain` times, seen through blurred and
     resampled views. Object completion draws it with the spectrum of the photo around the
     selection, then solves it in context (`stylefill.completion`). Returns (1, 3, h, w)."""
-    height, width = size
-    if amplitude.shape[-2:] != (height, width // 2 + 1):
-        raise ValueError(f"amplitude {tuple(amplitude.shape)} does not fit a {width}x{height} canvas")
-    start = start_noise((1, 3, height, width), seed, 0.01).to(net.device)
+    start = start_noise((1, 3, *size), seed, 0.01).to(net.device)
     param = MagnitudeParam(start, amplitude, max_gain=max_gain)
     return render(net, _class_score(net, index, masks, whole), param, iters=iters, lr=lr,
                   transforms=tf.robust(max(size) / 224, True), masks=masks, seed=seed,
@@ -354,9 +351,6 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
     else:
         box = selection_box(selection[0, 0].cpu().numpy())
         width, height = box.size
-        if amplitude.shape[-2:] != (height, width // 2 + 1):
-            raise ValueError(f"amplitude {tuple(amplitude.shape)} does not fit the selection's "
-                             f"{width}x{height} box")
         inner = MagnitudeParam(start[..., box.y0:box.y1, box.x0:box.x1].to(dev), amplitude,
                                max_gain=max_gain)
         offset, size = (box.y0, box.x0), (height, width)
