@@ -696,6 +696,13 @@ OBJECT = Choice(
     "photo: what the object needs, the photo stays in the rest (an outline of its own, but the "
     "class is weaker)", [("fill", "Fill the selection"), ("keep-photo", "Keep the photo around it")],
     "fill", param="keep_photo", auto="fill", convert=lambda _: KEEP_PHOTO)
+RENDER_FIRST = 100  # steps drawing the object alone before the photo (docs/tuning.md, 12th round)
+DRAWING = Choice(
+    "drawing", "_Drawing", "How the object is drawn. In the photo: grown out of the photo in the "
+    "selection. Whole first: drawn alone on a canvas of the selection's size, then placed and "
+    "finished in the photo (better recognised on most test photos, not all; about 1.6x as long)",
+    [("in-photo", "In the photo"), ("whole-first", "Whole first, then placed (slower)")],
+    "in-photo", param="render_first", auto="in-photo", convert=lambda _: RENDER_FIRST)
 LAYER = Return("layer", "layer", "Layer", "The new layer holding the result")
 
 
@@ -722,7 +729,7 @@ PROCEDURES = [
         "is a new layer at the selection, the photo's layers are not changed.",
         run_insert,
         [ClassName("Class name or ImageNet index; empty: the best suggestion for the selection"),
-         STYLE, OBJECT, *common()],
+         STYLE, OBJECT, DRAWING, *common()],
         [LAYER], selection=True, extras=("suggestions", "styles")),
     Procedure(
         "modify", "_Modify object...", "Restyle the object inside the selection",

@@ -70,12 +70,14 @@ for proc in PDB.query_procedures("plug-in-stylefill-.*", "", "", "", "", "", "",
     table = {name[len(P):]: args for name, args in run.result.items()}
     styles = [str(i) for i in range(16)]
     insert = table["insert"]
-    assert list(insert) == ["class-name", "style", "object", "backbone", "seed", "iterations",
-                            "custom-iterations", "time-limit", "custom-time-limit"]
+    assert list(insert) == ["class-name", "style", "object", "drawing", "backbone", "seed",
+                            "iterations", "custom-iterations", "time-limit", "custom-time-limit"]
     assert insert["class-name"]["type"] == "gchararray"   # a name or index; empty: suggested
     assert not insert["class-name"]["default"]
     assert insert["style"] == {"type": "choice", "default": "auto", "choices": ["auto", *styles]}
     assert insert["object"] == {"type": "choice", "default": "fill", "choices": ["fill", "keep-photo"]}
+    assert insert["drawing"] == {"type": "choice", "default": "in-photo",
+                                 "choices": ["in-photo", "whole-first"]}
     assert insert["backbone"] == {"type": "choice", "default": "auto", "choices": [
         "auto", "efficientnet-lite0", "alexnet", "vgg16"]}
     assert insert["iterations"] == {"type": "choice", "default": "auto",
@@ -213,7 +215,7 @@ calls = [
     ("visualize", dict(class_name="ladybug", cells="top-left", dropout="custom", dropout_seed=3,
                        size="160", seed=7, iterations="custom", custom_iterations=3)),
     ("modify", dict(style="2", **quick)),
-    ("insert", dict(class_name="ladybug", object="keep-photo", **quick)),
+    ("insert", dict(class_name="ladybug", object="keep-photo", drawing="whole-first", **quick)),
     ("invert", dict(**quick)),
     ("learn-styles", dict(class_name="tabby", folder=Gio.File.new_for_path({str(photos)!r}),
                           topics="custom", custom_topics=2)),
@@ -232,7 +234,8 @@ image.delete()
         {"kind": "visualize", "params": {"class": "ladybug", "cells": "top-left",
                                          "dropout_seed": 3, "size": 160, "seed": 7, "iters": 3}},
         {"kind": "modify", "params": {"style": 2, "seed": 0}},
-        {"kind": "insert", "params": {"class": "ladybug", "keep_photo": 20.0, "seed": 0}},
+        {"kind": "insert", "params": {"class": "ladybug", "keep_photo": 20.0, "render_first": 100,
+                                      "seed": 0}},
         {"kind": "invert", "params": {"prior": "patch", "seed": 0}},
         {"kind": "learn_styles", "params": {"class": "tabby", "folder": str(photos),
                                             "data_free": False, "topics": 2, "seed": 0}},
