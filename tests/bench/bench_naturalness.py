@@ -12,7 +12,8 @@ Then one insert of "hay" into a 320 px square of a real grass field (Debian scra
 as in bench_insert.py) with both settings (previous: Lite0 alone, 150 steps, Poisson blend, no
 grain; current: Lite0 and Lite1, 100 steps): time ratio, p_after under Lite0 and the judge, the
 fill's high-frequency share beside its surroundings'. The issue's bar is a time ratio (current /
-previous) of at most 1.3.
+previous) of at most 1.3. A third insert draws the object whole first (`render_first` 100, the
+setting behind GIMP's Drawing "Whole first"), timed against both.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from debian_files import fetch  # noqa: E402
 from units import bare_passes, parse_with_threads  # noqa: E402
 
 PREVIOUS_VISUALIZE = replace(recipes.VisualizationSettings(), param="fourier", degrade=False)
+WHOLE_FIRST = 100  # render_first steps of GIMP's Drawing "Whole first" (docs/tuning.md, twelfth round)
 PREVIOUS_INSERT = replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", param="fourier",
                           degrade=False, grain=False, second_network=False, tv=300.0, light=0.0)
 
@@ -77,13 +79,16 @@ def main() -> None:
     index = net.categories.index("hay")
     times = {}
     print("insert hay, 320 px on a grass field (1440x1080)")
-    for label, settings in (("previous", PREVIOUS_INSERT), ("current", InsertSettings())):
+    for label, settings in (("previous", PREVIOUS_INSERT), ("current", InsertSettings()),
+                            ("whole", replace(InsertSettings(), render_first=WHOLE_FIRST))):
         t0 = time.perf_counter()
         res = fill_selection(photo, mask, index, net, m7=None, prior_images=None, modify=False, seed=0,
                              settings=settings)
         times[label] = time.perf_counter() - t0
         print(row(label, times[label], unit, naturalness(net, judge, res.photo, index, mask)), flush=True)
     print(f"  time ratio current / previous: {times['current'] / times['previous']:.2f}")
+    print(f"  whole first: {times['whole'] / times['current']:.2f} x current, "
+          f"{times['whole'] / times['previous']:.2f} x previous")
 
 
 if __name__ == "__main__":
