@@ -700,7 +700,7 @@ RENDER_FIRST = 100  # steps drawing the object alone before the photo (docs/tuni
 DRAWING = Choice(
     "drawing", "_Drawing", "How the object is drawn. In the photo: grown out of the photo in the "
     "selection. Whole first: drawn alone on a canvas of the selection's size, then placed and "
-    "finished in the photo (better recognised on most test photos, not all; about 1.6x as long)",
+    "finished in the photo (better recognised on most test photos, not all; 1.4-1.7x as long)",
     [("in-photo", "In the photo"), ("whole-first", "Whole first, then placed (slower)")],
     "in-photo", param="render_first", auto="in-photo", convert=lambda _: RENDER_FIRST)
 LAYER = Return("layer", "layer", "Layer", "The new layer holding the result")
