@@ -442,8 +442,14 @@ class Procedure:
 
     def params(self, config):
         """The engine request's fields: each argument with a `param` that is not automatic."""
-        fields = {arg.param: arg.value(config) for arg in self.args if arg.param}
-        return {key: value for key, value in fields.items() if value is not None}
+        fields = {}
+        for arg in self.args:
+            value = arg.value(config) if arg.param else None
+            if isinstance(value, dict):  # a choice that sets several fields (Drawing)
+                fields.update(value)
+            elif value is not None:
+                fields[arg.param] = value
+        return fields
 
     def return_values(self, procedure, values):
         ret = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
@@ -697,12 +703,18 @@ OBJECT = Choice(
     "class is weaker)", [("fill", "Fill the selection"), ("keep-photo", "Keep the photo around it")],
     "fill", param="keep_photo", auto="fill", convert=lambda _: KEEP_PHOTO)
 RENDER_FIRST = 100  # steps drawing the object alone before the photo (docs/tuning.md, 12th round)
+OBJECT_SHARE = 0.6  # the share of the selection an outlined object covers (15th round)
+DRAWINGS = {"whole-first": {"render_first": RENDER_FIRST},
+            "outline": {"render_first": RENDER_FIRST, "object_share": OBJECT_SHARE}}
 DRAWING = Choice(
     "drawing", "_Drawing", "How the object is drawn. In the photo: grown out of the photo in the "
     "selection. Whole first: drawn alone on a canvas of the selection's size, then placed and "
-    "finished in the photo (better recognised on most test photos, not all; 1.4-1.7x as long)",
-    [("in-photo", "In the photo"), ("whole-first", "Whole first, then placed (slower)")],
-    "in-photo", param="render_first", auto="in-photo", convert=lambda _: RENDER_FIRST)
+    "finished in the photo (better recognised on most test photos, not all; 1.4-1.7x as long). "
+    "Cut to its outline: drawn first over the photo, covering about 60 % of the selection, "
+    "which is then cut to the object's shape (no rectangle of its own; as slow as Whole first)",
+    [("in-photo", "In the photo"), ("whole-first", "Whole first, then placed (slower)"),
+     ("outline", "Whole first, cut to its outline (slower)")],
+    "in-photo", param="render_first", auto="in-photo", convert=DRAWINGS.get)
 LAYER = Return("layer", "layer", "Layer", "The new layer holding the result")
 
 

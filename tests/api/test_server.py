@@ -354,6 +354,8 @@ PHOTO = noise()
      "params.style: Input should be greater than or equal to 0"),
     ({"kind": "insert", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8],
       "params": {"class": "hay", "style": "dotted"}}, 422, "params.style: Input should be a valid integer"),
+    ({"kind": "insert", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8],
+      "params": {"class": "hay", "object_share": 0.6}}, 400, "object_share needs render_first above 0"),
     ({"kind": "visualize", "image": b64_png(PHOTO), "params": {"class": "ladybug"}}, 400,
      "visualize takes no 'image'"),
     ({"kind": "invert", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8]}, 400,

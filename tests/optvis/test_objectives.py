@@ -163,6 +163,26 @@ def test_change_from_is_the_mean_absolute_change_where_weighted(ctx):
     assert float(change(Context(moved, ctx.outputs, moved * 0.0))) == pytest.approx(0.1, rel=1e-5)
 
 
+def test_coverage_holds_an_alpha_at_its_share(ctx):
+    """|mean alpha - share|: a target, so descent moves a too-small alpha up and a too-large
+    one down, until the object covers `share` of the canvas."""
+    from stylefill.optvis.param import Overlay, PixelParam
+
+    param = Overlay(PixelParam(ctx.image), torch.zeros_like(ctx.image), cell=8)
+    for share in (0.2, 0.8):
+        logits = param.logits.detach().clone().requires_grad_(True)
+        param.logits = logits
+        coverage = obj.coverage(param.alpha, share)
+        start = abs(float(param.alpha().mean()) - share)
+        assert float(coverage(ctx)) == pytest.approx(start, rel=1e-5)
+        optimiser = torch.optim.Adam([logits], lr=0.1)
+        for _ in range(200):
+            optimiser.zero_grad()
+            coverage(ctx).backward()
+            optimiser.step()
+        assert float(coverage(ctx)) < 0.02 < start
+
+
 def test_whole_network_class_score_ignores_the_pathway_the_pass_took(backbone):
     """Through a style's m7 the class score is the pathway's; the whole-network score of the
     same pass is the unmasked network's logit."""

@@ -11,6 +11,7 @@ from stylefill.optvis.param import (
     LightMatched,
     MagnitudeParam,
     MaskedParam,
+    Overlay,
     PixelParam,
     amplitude_of,
     luminance,
@@ -249,3 +250,20 @@ def test_a_light_matched_param_takes_the_target_luminance_under_its_weight(photo
     assert mean_luma(half.image().detach()) == pytest.approx(before + 0.1, abs=1e-3)
     half.image().sum().backward()
     assert float(half.parameters()[0].grad.abs().sum()) > 0
+
+
+def test_overlay_draws_over_its_backdrop_through_a_smooth_alpha_of_its_own():
+    """Distill's RGBA: alpha * inner + (1 - alpha) * backdrop, the alpha a centred blob at the
+    start (the object in the middle, the backdrop at the corners) and optimised with the image;
+    the backdrop never moves."""
+    backdrop = torch.rand(1, 3, 40, 56, generator=_gen(0))
+    inner = PixelParam(torch.full((1, 3, 40, 56), 0.5))
+    param = Overlay(inner, backdrop, cell=8)
+    alpha = param.alpha().detach()
+    assert alpha.shape == (1, 1, 40, 56)
+    assert float(alpha[0, 0, 20, 28]) > 0.9 and float(alpha[0, 0, 0, 0]) < 0.2
+    torch.testing.assert_close(param.image(), alpha * 0.5 + (1 - alpha) * backdrop)
+    assert param.logits.shape == (1, 1, 5, 7) and len(param.parameters()) == 2
+    param.image().mean().backward()
+    assert all(float(t.grad.abs().sum()) > 0 for t in param.parameters())
+    assert backdrop.grad is None

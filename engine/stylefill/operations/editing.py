@@ -11,6 +11,7 @@ from pydantic import Field
 from .. import styles
 from ..classification import object_view, selection_class
 from ..completion import BLENDS, EditResult, InsertSettings, fill_selection
+from ..errors import InputError
 from ..progress import Cancel, Progress
 from ..retrieval import least_shown_style
 from ..style_learning import style_pathway
@@ -63,6 +64,16 @@ class InsertRequest(_Edit):
         "the photo around it, before it is solved in the photo (0: grown out of the photo; 100 "
         "made held-out inserts more recognisable but not every one, docs/tuning.md, twelfth "
         "round)"))
+    object_share: float = Field(SETTINGS.object_share, ge=0, le=1, description=(
+        "with render_first: the object is drawn over the photo through an alpha of its own "
+        "covering this share of the selection's box, and the selection is cut to its outline "
+        "(0.6: no rectangle of its own; 0: the whole selection is filled, docs/tuning.md, "
+        "fifteenth round)"))
+
+    def check(self) -> None:
+        if self.object_share and not self.render_first:
+            raise InputError("object_share needs render_first above 0: the outline comes from "
+                             "drawing the object first (e.g. render_first 100)")
 
 
 class ModifyRequest(_Edit):
@@ -85,12 +96,14 @@ def _outcome(res: EditResult, style: int | None, backbone: str) -> Outcome:
 
 
 def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress: Progress | None,
-          cancel: Cancel | None, light: float = 0.0, render_first: int = 0) -> Outcome:
+          cancel: Cancel | None, light: float = 0.0, render_first: int = 0,
+          object_share: float = 0.0) -> Outcome:
     m7 = prior = None
     if style is not None:
         m7, prior, progress = style_pathway(index, net, style, net.input_size, progress, cancel)
     settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine,
-                       keep_photo=req.keep_photo, light=light, render_first=render_first)
+                       keep_photo=req.keep_photo, light=light, render_first=render_first,
+                       object_share=object_share)
     res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
                          modify=modify, seed=req.seed, settings=settings, progress=progress,
                          cancel=cancel)
@@ -99,7 +112,8 @@ def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress
 
 def insert(req: InsertRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
-    return _fill(req, req.index, req.style, False, net, progress, cancel, req.light, req.render_first)
+    return _fill(req, req.index, req.style, False, net, progress, cancel, req.light, req.render_first,
+                 req.object_share)
 
 
 def modify(req: ModifyRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:

@@ -170,6 +170,13 @@ def change_from(reference: torch.Tensor, where: torch.Tensor) -> Objective:
     return Objective(fn, "change")
 
 
+def coverage(alpha: Callable[[], torch.Tensor], share: float) -> Objective:
+    """|mean alpha - share|: an object drawn through its own alpha (`param.Overlay`) covers
+    `share` of its canvas. A target, not a cost: a cost on the alpha's mean shrank objects to a
+    third of the canvas and lost the class (docs/tuning.md, fourteenth round)."""
+    return Objective(lambda c: (alpha().mean() - share).abs(), "coverage")
+
+
 def total_variation(beta: float = 2.0) -> Objective:
     """TV^beta: discourages the high-frequency noise that fools a network."""
     return Objective(lambda c: regularizers.total_variation(c.reg_image, beta), f"tv{beta:g}")

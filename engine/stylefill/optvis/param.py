@@ -231,6 +231,43 @@ class LightMatched(ImageParam):
         self.inner.at_step(step, iters)
 
 
+class Overlay(ImageParam):
+    """`inner` drawn over the fixed `backdrop` (1, 3, h, w) through an alpha of its own
+    (Distill's RGBA parameterisation): the object takes some pixels, the backdrop shows in the
+    rest, and the alpha is the object's outline. The alpha is smooth (one logit per `cell` px,
+    upsampled bilinearly, through a sigmoid) and starts as a centred blob out to `radius` of
+    the half-size, so the object starts in the middle. It moves with the image; an objective on
+    it (`objectives.coverage`) says how much of the canvas the object takes."""
+
+    def __init__(self, inner: ImageParam, backdrop: torch.Tensor, cell: int = 8,
+                 radius: float = 0.75):
+        self.inner, self.backdrop = inner, backdrop.detach()
+        self.size = tuple(backdrop.shape[-2:])
+        rows, cols = (max(2, -(-n // cell)) for n in self.size)
+        y = (torch.arange(rows) + 0.5) / rows * 2 - 1
+        x = (torch.arange(cols) + 0.5) / cols * 2 - 1
+        distance = (y[:, None] ** 2 + x[None, :] ** 2).sqrt()
+        self.logits = (4 * (radius - distance))[None, None].to(backdrop).requires_grad_(True)
+
+    def alpha(self) -> torch.Tensor:
+        """(1, 1, h, w) in (0, 1): 1 where the object is."""
+        return torch.sigmoid(F.interpolate(self.logits, size=self.size, mode="bilinear",
+                                           align_corners=False))
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.inner.parameters(), self.logits]
+
+    def image(self) -> torch.Tensor:
+        alpha = self.alpha()
+        return alpha * self.inner.image() + (1 - alpha) * self.backdrop
+
+    def project(self) -> None:
+        self.inner.project()
+
+    def at_step(self, step: int, iters: int) -> None:
+        self.inner.at_step(step, iters)
+
+
 class MaskedParam(ImageParam):
     """Only the pixels under `mask` come from `inner`; the rest is the fixed `background`.
     An `inner` image smaller than the background covers the box at `offset` (the mask must

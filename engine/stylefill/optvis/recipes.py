@@ -4,7 +4,8 @@ the view transforms and one regularisation bundle, run by the one render loop.
 - Eq. 1, feature inversion of a photo's pool5 map (`invert`);
 - Eq. 2, class visualisation, optionally through neural pathways (`visualize`, and
   `visualize_members` for a batch of dropout members);
-- an object drawn on a canvas of its own with a given spectrum (`visualize_object`), and
+- an object drawn on a canvas of its own with a given spectrum, or over the photo through an
+  alpha of its own (`visualize_object`), and
   masked visualisation inside a selection of a photo (`visualize_masked`), object completion;
 - inversion of an image's own binary ReLU code (`invert_code`, paper Fig. 8).
 
@@ -35,6 +36,7 @@ from .param import (
     LightMatched,
     MagnitudeParam,
     MaskedParam,
+    Overlay,
     luminance,
     make_param,
     start_noise,
@@ -304,21 +306,40 @@ def _param_and_views(settings: VisualizationSettings,
     return make_param(settings.param, start, settings.decay, settings.gain), transforms
 
 
+@dataclass
+class DrawnObject:
+    image: torch.Tensor          # (1, 3, h, w)
+    alpha: torch.Tensor | None   # (1, 1, h, w): where the object is, when drawn over a backdrop
+
+
+COVERAGE_WEIGHT = 10.0  # the alpha's share against the class score (docs/tuning.md, 15th round)
+
+
 def visualize_object(net: Backbone | Ensemble, index: int, size: tuple[int, int],
                      amplitude: torch.Tensor, *, masks: Masks | None, iters: int, lr: float,
                      seed: int, max_gain: float, whole: float = 0.0,
+                     backdrop: torch.Tensor | None = None, share: float = 0.6,
                      progress: Progress | None = None, stage: str = "drawing the object",
-                     cancel: Cancel | None = None) -> torch.Tensor:
+                     cancel: Cancel | None = None) -> DrawnObject:
     """Eq. 2 on a canvas of its own, `size` (height, width): the object alone at the size it
     will have, MACO-parameterised with the fixed spectrum `amplitude` (3, h, w // 2 + 1), each
     colour channel's contrast free to grow up to `max_gain` times, seen through blurred and
     resampled views. Object completion draws it with the spectrum of the photo around the
-    selection, then solves it in context (`stylefill.completion`). Returns (1, 3, h, w)."""
+    selection, then solves it in context (`stylefill.completion`).
+    With a `backdrop` (1, 3, h, w), the object is drawn over it through an alpha of its own
+    (`Overlay`) whose mean is held at `share`: the object takes the pixels its class needs and
+    the backdrop (the photo under the selection) stays in the rest; the alpha is returned."""
     start = start_noise((1, 3, *size), seed, 0.01).to(net.device)
-    param = MagnitudeParam(start, amplitude, max_gain=max_gain)
-    return render(net, _class_score(net, index, masks, whole), param, iters=iters, lr=lr,
-                  transforms=tf.robust(max(size) / 224, True), masks=masks, seed=seed,
-                  progress=progress, stage=stage, cancel=cancel).image.cpu()
+    param: ImageParam = MagnitudeParam(start, amplitude, max_gain=max_gain)
+    loss = _class_score(net, index, masks, whole)
+    overlay = None
+    if backdrop is not None:
+        param = overlay = Overlay(param, backdrop.to(net.device))
+        loss = loss + COVERAGE_WEIGHT * obj.coverage(overlay.alpha, share)
+    image = render(net, loss, param, iters=iters, lr=lr,
+                   transforms=tf.robust(max(size) / 224, True), masks=masks, seed=seed,
+                   progress=progress, stage=stage, cancel=cancel).image.cpu()
+    return DrawnObject(image, None if overlay is None else overlay.alpha().detach().cpu())
 
 
 def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Tensor, selection: torch.Tensor,
