@@ -153,8 +153,10 @@ def test_an_object_drawn_on_its_own_canvas_has_the_spectrum_it_is_given(backbone
     amplitude = amplitude_of(crop)
 
     def draw(seed: int) -> torch.Tensor:
-        return recipes.visualize_object(backbone, LADYBUG, (height, width), amplitude, masks=None,
-                                        iters=40, lr=0.05, seed=seed, max_gain=2.5)
+        drawn = recipes.visualize_object(backbone, LADYBUG, (height, width), amplitude, masks=None,
+                                         iters=40, lr=0.05, seed=seed, max_gain=2.5)
+        assert drawn.alpha is None  # no backdrop, no alpha: the canvas is the object's own
+        return drawn.image
 
     drawn = draw(0)
     assert drawn.shape == (1, 3, height, width)
