@@ -275,8 +275,8 @@ def object_outline(alpha: np.ndarray, cut: float = 0.5) -> np.ndarray:
     contours, _ = cv2.findContours(above, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outline = np.zeros_like(above)
     if contours:
-        largest = max(cv2.contourArea(c) for c in contours)
-        kept = [c for c in contours if cv2.contourArea(c) >= 0.1 * largest]
+        areas = [cv2.contourArea(c) for c in contours]
+        kept = [c for c, area in zip(contours, areas, strict=True) if area >= 0.1 * max(areas)]
         cv2.drawContours(outline, kept, -1, 1, cv2.FILLED)
     return outline.astype(bool)
 

@@ -96,14 +96,13 @@ def _outcome(res: EditResult, style: int | None, backbone: str) -> Outcome:
 
 
 def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress: Progress | None,
-          cancel: Cancel | None, light: float = 0.0, render_first: int = 0,
-          object_share: float = 0.0) -> Outcome:
+          cancel: Cancel | None, **insert_only: float) -> Outcome:
+    """Insert or modify; `insert_only` are the InsertSettings only an insert's request has."""
     m7 = prior = None
     if style is not None:
         m7, prior, progress = style_pathway(index, net, style, net.input_size, progress, cancel)
     settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine,
-                       keep_photo=req.keep_photo, light=light, render_first=render_first,
-                       object_share=object_share)
+                       keep_photo=req.keep_photo, **insert_only)
     res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
                          modify=modify, seed=req.seed, settings=settings, progress=progress,
                          cancel=cancel)
@@ -112,8 +111,8 @@ def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress
 
 def insert(req: InsertRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
-    return _fill(req, req.index, req.style, False, net, progress, cancel, req.light, req.render_first,
-                 req.object_share)
+    return _fill(req, req.index, req.style, False, net, progress, cancel, light=req.light,
+                 render_first=req.render_first, object_share=req.object_share)
 
 
 def modify(req: ModifyRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
