@@ -45,34 +45,33 @@ from units import bare_passes, parse_with_threads  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FILED = "75f131b"  # the last commit before issue 14's first change (2571b1c, 2026-12-03)
-SELECTION = (slice(560, 880), slice(560, 880))  # 320 px on the 3x grass field, as bench_naturalness
+SELECTION = (560, 880, 560, 880)  # rows, columns: 320 px on the 3x grass field, as bench_naturalness
 
-# Runs inside the old engine: argv = photo path, classes (comma list), threads. Uses only the API
-# both versions share: load_backbone, recipes.visualize, completion.fill_selection.
+# Runs inside the old engine: argv = photo path, classes (comma list), threads, this folder (for
+# units.bare_passes), the selection's rows and columns. Uses only the API both versions share:
+# load_backbone, recipes.visualize, completion.fill_selection.
 OLD_RUN = """
 import json, sys, time
 import numpy as np, torch
 from PIL import Image
 import stylefill
-torch.set_num_threads(int(sys.argv[3]))
+photo_path, classes, threads, bench, side = sys.argv[1:6]
+torch.set_num_threads(int(threads))
+sys.path.insert(0, bench)
+from units import bare_passes
 from stylefill.backbones import load_backbone
 from stylefill.completion import InsertSettings, fill_selection
 from stylefill.optvis import recipes
 net = load_backbone()
-x = torch.rand(1, 3, 224, 224, requires_grad=True)
-net(x).logits[0, 958].backward()
-t0 = time.perf_counter()
-for _ in range(100):
-    x.grad = None
-    net(x).logits[0, 958].backward()
-out = {"unit": time.perf_counter() - t0, "visualize": {}, "package": stylefill.__file__}
-for cls in sys.argv[2].split(","):
+out = {"unit": bare_passes(net), "visualize": {}, "package": stylefill.__file__}
+for cls in classes.split(","):
     t0 = time.perf_counter()
     recipes.visualize(net, net.categories.index(cls))
     out["visualize"][cls] = time.perf_counter() - t0
-photo = Image.open(sys.argv[1]).convert("RGB")
+photo = Image.open(photo_path).convert("RGB")
 mask = np.zeros((photo.height, photo.width), bool)
-mask[560:880, 560:880] = True
+y0, y1, x0, x1 = map(int, side.split(","))
+mask[y0:y1, x0:x1] = True
 t0 = time.perf_counter()
 fill_selection(photo, mask, net.categories.index("hay"), net, m7=None, prior_images=None,
                modify=False, seed=0, settings=InsertSettings())
@@ -93,7 +92,9 @@ def unpack(rev: str, into: Path) -> Path:
 def as_filed(engine: Path, photo: Path, classes: str, threads: int) -> dict:
     """The old engine's times, from a fresh interpreter that imports it first."""
     env = {**os.environ, "PYTHONPATH": str(engine)}
-    done = subprocess.run([sys.executable, "-c", OLD_RUN, str(photo), classes, str(threads)],
+    side = ",".join(map(str, SELECTION))
+    bench = str(Path(__file__).resolve().parent)
+    done = subprocess.run([sys.executable, "-c", OLD_RUN, str(photo), classes, str(threads), bench, side],
                           capture_output=True, text=True, env=env, cwd=engine)
     if done.returncode:
         sys.exit(f"the engine as filed failed:\n{done.stderr[-2000:]}")
@@ -110,8 +111,9 @@ def today(net, photo: Image.Image, classes: str) -> dict:
         t0 = time.perf_counter()
         recipes.visualize(net, net.categories.index(cls))
         out["visualize"][cls] = time.perf_counter() - t0
+    y0, y1, x0, x1 = SELECTION
     mask = np.zeros((photo.height, photo.width), bool)
-    mask[SELECTION] = True
+    mask[y0:y1, x0:x1] = True
     t0 = time.perf_counter()
     fill_selection(photo, mask, net.categories.index("hay"), net, m7=None, prior_images=None,
                    modify=False, seed=0, settings=InsertSettings())
