@@ -11,10 +11,10 @@ layout: docs/tuning.md, "Speed of the networks themselves"); that measures what 
 settings cost. This bench measures what the issue names: the engine of commit `--rev` (the
 last commit before the issue's first change), unpacked with `git archive` and run in a
 subprocess of the same Python with its own defaults and its own networks, against today's
-engine in this process. Both get the same photo, selection, class, seed and thread count; the
-two alternate `--repeats` times, so a slow spell of the machine falls on both. Each time is the
-operation alone (network loaded, one warm-up pass); the ratio per repeat and their median are
-printed.
+engine run by the same script in a subprocess of its own. Both get the same photo, selection,
+class, seed and thread count; the two alternate `--repeats` times, so a slow spell of the
+machine falls on both. Each time is the operation alone (network loaded, one warm-up pass);
+the ratio per repeat and their median are printed.
 """
 
 from __future__ import annotations
@@ -27,37 +27,26 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from io import BytesIO
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
+from units import grass_field
 
-from stylefill.backbones import load_backbone
-from stylefill.completion import InsertSettings, fill_selection
-from stylefill.optvis import recipes
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from debian_files import fetch  # noqa: E402
-from units import bare_passes, parse_with_threads  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parents[1]
 FILED = "75f131b"  # the last commit before issue 14's first change (2571b1c, 2026-12-03)
 SELECTION = (560, 880, 560, 880)  # rows, columns: 320 px on the 3x grass field, as bench_naturalness
 
-# Runs inside the old engine: argv = photo path, classes (comma list), threads, this folder (for
-# units.bare_passes), the selection's rows and columns. Uses only the API both versions share:
-# load_backbone, recipes.visualize, completion.fill_selection.
-OLD_RUN = """
+# Runs inside either engine: argv = photo path, classes (comma list), threads, the selection's
+# rows and columns. Uses only the API both versions share: load_backbone, recipes.visualize,
+# completion.fill_selection (and units.bare_passes, from this folder).
+TIMED = """
 import json, sys, time
 import numpy as np, torch
 from PIL import Image
 import stylefill
-photo_path, classes, threads, bench, side = sys.argv[1:6]
+photo_path, classes, threads, side = sys.argv[1:5]
 torch.set_num_threads(int(threads))
-sys.path.insert(0, bench)
 from units import bare_passes
 from stylefill.backbones import load_backbone
 from stylefill.completion import InsertSettings, fill_selection
@@ -89,35 +78,18 @@ def unpack(rev: str, into: Path) -> Path:
     return into / "engine"
 
 
-def as_filed(engine: Path, photo: Path, classes: str, threads: int) -> dict:
-    """The old engine's times, from a fresh interpreter that imports it first."""
-    env = {**os.environ, "PYTHONPATH": str(engine)}
+def timed(engine: Path, photo: Path, classes: str, threads: int) -> dict:
+    """The times of `engine` (a folder holding the stylefill package), from a fresh interpreter
+    that imports it before any other."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(engine), str(BENCH)))}
     side = ",".join(map(str, SELECTION))
-    bench = str(Path(__file__).resolve().parent)
-    done = subprocess.run([sys.executable, "-c", OLD_RUN, str(photo), classes, str(threads), bench, side],
+    done = subprocess.run([sys.executable, "-c", TIMED, str(photo), classes, str(threads), side],
                           capture_output=True, text=True, env=env, cwd=engine)
     if done.returncode:
-        sys.exit(f"the engine as filed failed:\n{done.stderr[-2000:]}")
+        sys.exit(f"the engine in {engine} failed:\n{done.stderr[-2000:]}")
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    if not Path(out["package"]).is_relative_to(engine):  # today's engine would time itself
-        sys.exit(f"imported {out['package']} instead of the engine as filed")
-    return out
-
-
-def today(net, photo: Image.Image, classes: str) -> dict:
-    """Today's times for the same work."""
-    out = {"visualize": {}}
-    for cls in classes.split(","):
-        t0 = time.perf_counter()
-        recipes.visualize(net, net.categories.index(cls))
-        out["visualize"][cls] = time.perf_counter() - t0
-    y0, y1, x0, x1 = SELECTION
-    mask = np.zeros((photo.height, photo.width), bool)
-    mask[y0:y1, x0:x1] = True
-    t0 = time.perf_counter()
-    fill_selection(photo, mask, net.categories.index("hay"), net, m7=None, prior_images=None,
-                   modify=False, seed=0, settings=InsertSettings())
-    out["insert"] = time.perf_counter() - t0
+    if not Path(out["package"]).is_relative_to(engine):  # the other engine would time itself
+        sys.exit(f"imported {out['package']} instead of the engine in {engine}")
     return out
 
 
@@ -126,21 +98,18 @@ def main() -> None:
     ap.add_argument("--rev", default=FILED)
     ap.add_argument("--classes", default="ladybug")
     ap.add_argument("--repeats", type=int, default=3)
-    args = parse_with_threads(ap)
-    threads = torch.get_num_threads()
-    net = load_backbone()
-    print(f"torch threads {threads}; today's U = {bare_passes(net):.2f} s", flush=True)
-    field = Image.open(fetch("scratch") / "Sports/playing-field.jpg").convert("RGB")
-    photo = field.resize((field.width * 3, field.height * 3), Image.Resampling.BICUBIC)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of both engines")
+    args = ap.parse_args()
     ratios: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        engine = unpack(args.rev, Path(tmp))
-        photo_path = Path(tmp) / "field.png"
-        photo.save(photo_path)
+        filed = unpack(args.rev, Path(tmp))
+        photo = Path(tmp) / "field.png"
+        grass_field().save(photo)
         for repeat in range(args.repeats):
-            old = as_filed(engine, photo_path, args.classes, threads)
-            new = today(net, photo, args.classes)
-            print(f"repeat {repeat + 1}: as filed U = {old['unit']:.2f} s", flush=True)
+            old = timed(filed, photo, args.classes, args.threads)
+            new = timed(REPO / "engine", photo, args.classes, args.threads)
+            print(f"repeat {repeat + 1} ({args.threads} threads): U = {old['unit']:.2f} s as filed, "
+                  f"{new['unit']:.2f} s today", flush=True)
             pairs = [(f"visualize {cls}", old["visualize"][cls], new["visualize"][cls])
                      for cls in args.classes.split(",")] + [("insert hay", old["insert"], new["insert"])]
             for label, before, now in pairs:

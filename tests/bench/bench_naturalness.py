@@ -19,14 +19,12 @@ setting behind GIMP's Drawing "Whole first"), timed against both.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from units import bare_passes, grass_field, parse_with_threads
 
 from stylefill.backbones import load_backbone
 from stylefill.completion import InsertSettings, fill_selection
@@ -34,10 +32,6 @@ from stylefill.images import to_pil
 from stylefill.judge import load_judge
 from stylefill.naturalness import Naturalness, naturalness
 from stylefill.optvis import recipes
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from debian_files import fetch  # noqa: E402
-from units import bare_passes, parse_with_threads  # noqa: E402
 
 PREVIOUS_VISUALIZE = replace(recipes.VisualizationSettings(), param="fourier", degrade=False)
 WHOLE_FIRST = 100  # render_first steps of GIMP's Drawing "Whole first" (docs/tuning.md, twelfth round)
@@ -72,8 +66,7 @@ def main() -> None:
             n = naturalness(net, judge, to_pil(res.image), index)
             print(row(label, times[label], unit, n), flush=True)
         print(f"  time ratio current / previous: {times['current'] / times['previous']:.2f}")
-    field = Image.open(fetch("scratch") / "Sports/playing-field.jpg").convert("RGB")
-    photo = field.resize((field.width * 3, field.height * 3), Image.Resampling.BICUBIC)
+    photo = grass_field()
     mask = np.zeros((photo.height, photo.width), bool)
     mask[560:880, 560:880] = True
     index = net.categories.index("hay")
