@@ -13,6 +13,12 @@ With `--inserts FOLDER` (the held-out photos: `python -m stylefill.photo_sets he
 six of them get an object of a fitting class in data-free styles 0 and 1, with the previous
 insert (one network, Poisson blend) and today's, each measured by `stylefill.naturalness` with its selection
 (docs/images/natural-insert.jpg and a second table).
+
+With `--real-objects HELD_OUT OPEN` (OPEN: `python -m stylefill.photo_sets open-photos OPEN`),
+real photos of two of those classes go into the same selections instead of a fill: MATE's
+LadyBird.jpg (open set) cropped round the beetle at three widths, and foolbox's ImageNet bald
+eagle (a test extra), measured the same way: what the issue's bars give a real object there
+(docs/evaluation.md; docs/images/real-objects.jpg).
 """
 
 from __future__ import annotations
@@ -189,14 +195,77 @@ def insert_bar(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# Real photos of a class, as (insert case's class, source, crop box or None for the whole image).
+# The ladybird's crops are centred on the beetle of the 2560x1600 photo, tight to loose.
+REAL_OBJECTS = (*(("ladybug", "LadyBird.jpg", (1800 - r, 840 - r, 1800 + r, 840 + r))
+                  for r in (130, 180, 260)),
+                ("bald eagle", "imagenet_17_22.jpg", None))
+
+
+def real_objects(held_out: Path, open_photos: Path, work: Path) -> list[dict]:
+    """Each real photo pasted, resized, into its class's selection of INSERTS in place of a fill,
+    measured by `stylefill.naturalness` as the inserts are; the context crops go to
+    docs/images/real-objects.jpg."""
+    import foolbox
+
+    sources = {"LadyBird.jpg": next(open_photos.glob("*LadyBird.jpg")),
+               "imagenet_17_22.jpg": Path(foolbox.__file__).parent / "data" / "imagenet_17_22.jpg"}
+    net, judge = load_backbone(), load_judge()
+    rows, tiles = [], []
+    for cls, source, box in REAL_OBJECTS:
+        key, _, (x0, y0, x1, y1) = next(case for case in INSERTS if case[1] == cls)
+        photo = Image.open(next(held_out.glob(f"*{key}*"))).convert("RGB")
+        photo.thumbnail((1600, 1600), Image.Resampling.LANCZOS)
+        w, h = photo.size
+        rect = (int(x0 * w), int(y0 * h), int((x1 - x0) * w), int((y1 - y0) * h))
+        real = Image.open(sources[source]).convert("RGB")
+        real = real.crop(box) if box else real
+        photo.paste(real.resize(rect[2:], Image.Resampling.LANCZOS), rect[:2])
+        found = naturalness(net, judge, photo, net.categories.index(cls), rect_mask(rect, photo.size))
+        rows.append({"class": cls, "source": source, "crop": box[2] - box[0] if box else real.width,
+                     "lite0": found.solver["clean"], "judge": found.judge["clean"],
+                     "judge_top1": found.judge_top1, "fill": found.fill.high_frequency_share,
+                     "around": found.surroundings.high_frequency_share})
+        print(rows[-1], flush=True)
+        side = min(max(rect[2], rect[3]) * 2, w, h)  # twice the selection, inside the photo
+        x = min(max(0, rect[0] + rect[2] // 2 - side // 2), w - side)
+        y = min(max(0, rect[1] + rect[3] // 2 - side // 2), h - side)
+        tiles.append(photo.crop((x, y, x + side, y + side)))
+    sheet = Image.new("RGB", (CELL * len(tiles), CELL + 34), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (tile, r) in enumerate(zip(tiles, rows, strict=True)):
+        sheet.paste(tile.resize((CELL, CELL), Image.Resampling.LANCZOS), (CELL * i, 0))
+        draw.text((CELL * i + 3, CELL + 2), f"Lite0 {r['lite0']:.2f} judge {r['judge']:.2f}", fill="black")
+        draw.text((CELL * i + 3, CELL + 17), f"fill hf {r['fill']:.2f} / around {r['around']:.2f}",
+                  fill="black")
+    sheet.save(work / "real-objects.jpg", quality=88)
+    return rows
+
+
+def real_table(rows: list[dict]) -> str:
+    lines = ["| real photo | class | crop (px) | Lite0 | judge | judge's top-1 | fill's share (around) |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['source']} | {r['class']} | {r['crop']} | {r['lite0']:.3f} | {r['judge']:.3f} | "
+              f"{r['judge_top1']} | {r['fill']:.3f} ({r['around']:.3f}) |" for r in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/stylefill-natural"),
                     help="where the results and their reports go (reused when present)")
     ap.add_argument("--inserts", type=Path, metavar="HELD_OUT",
                     help="only the insertion picture and table, from this folder of held-out photos")
+    ap.add_argument("--real-objects", type=Path, nargs=2, metavar=("HELD_OUT", "OPEN"),
+                    help="only real photos in the insert selections (held-out and open-photos folders)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.real_objects:
+        rows = real_objects(*args.real_objects, args.work)
+        (args.work / "real-objects.json").write_text(json.dumps(rows, indent=1))
+        (args.work / "real-objects.jpg").replace(HERE / "images" / "real-objects.jpg")
+        print(real_table(rows))
+        return
     if args.inserts:
         rows = inserted(args.inserts, args.work)
         (args.work / "inserts.json").write_text(json.dumps(rows, indent=1))
