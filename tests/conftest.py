@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from stylefill.backbones import Backbone, load_backbone
 from stylefill.images import fit_square, to_tensor
@@ -21,6 +23,31 @@ from debian_files import HELD_OUT, fetch  # noqa: E402
 # minutes of learning would compete with the tests for the CPU. tests/test_style_learning.py
 # turns it on where it is what is tested.
 os.environ.setdefault("STYLEFILL_BACKGROUND_STYLES", "0")
+
+# The files that take longest (minutes each on a 2-core CPU), longest first. install/test.sh runs
+# the suite on two pytest-xdist workers, a file per worker at a time, in collection order: these
+# go first, so that no worker is left with one of them at the end while the other idles.
+LONGEST_FIRST = ("test_evaluation.py", "test_completion.py", "gimp/test_gimp_gui.py",
+                 "optvis/test_recipes.py", "gimp/test_gimp_plugin.py", "test_masks.py",
+                 "gimp/test_engine_restart.py", "test_styles.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every item gets a node id of its own, and the longest files come first.
+
+    schemathesis' items (one per API operation, tests/api/test_fuzz.py) share their test
+    function's node id under pytest 9; pytest-xdist tells items apart by id, and ran one of
+    them in place of all."""
+    for item in items:
+        if not item.nodeid.endswith(item.name):  # pytest 9 keeps a node's id in `_id`
+            item._id = item.parent.id.child(item.name)
+    tests = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.relative_to(tests).as_posix()
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
 
 
 @pytest.fixture(autouse=True)
@@ -76,11 +103,24 @@ def models(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def ladybug_styles(backbone, models_root):
-    """Data-free styles of ladybug with the default settings, learned once per session."""
+def ladybug_styles(backbone, models_root, tmp_path_factory):
+    """Data-free styles of ladybug with the default settings, learned once per run: with
+    pytest-xdist workers the first one to need them learns them into the run's shared folder,
+    and each worker copies them into its own models cache."""
+    from harness import isolated_models
+
     from stylefill import styles
 
-    return styles.learn("ladybug", backbone, data_free=True, root=models_root)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return styles.learn("ladybug", backbone, data_free=True, root=models_root)
+    shared = tmp_path_factory.getbasetemp().parent / "ladybug-styles"
+    with FileLock(f"{shared}.lock"):
+        if not styles.is_learned("ladybug", backbone.name, root=shared):
+            styles.learn("ladybug", backbone, data_free=True, root=isolated_models(shared))
+    learned = styles.class_dir(backbone.categories.index("ladybug"), "ladybug", backbone.name, shared)
+    shutil.copytree(learned, styles.class_dir(backbone.categories.index("ladybug"), "ladybug",
+                                              backbone.name, models_root))
+    return styles.load("ladybug", backbone, root=models_root)
 
 
 def debian_file(package: str, path: str) -> Path:
