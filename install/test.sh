@@ -14,14 +14,13 @@ echo "== ruff"
 "$VENV/bin/ruff" check --config engine/pyproject.toml engine tests gimp_plugin install || exit 1
 
 echo "== pytest"
-# Two workers (pytest-xdist), a test file at a time each, in collection order (the longest files
-# first, tests/conftest.py): the GIMP, HTTP and cluster tests wait on other processes while the
-# other worker computes. Torch's OpenMP helpers sleep instead of spinning when they wait, so that
-# two workers' teams do not take turns burning each other's CPU (README, "The two commands").
-# Arguments replace the worker options.
+# Two workers (pytest-xdist), a test file at a time each: the GIMP, HTTP and cluster tests wait on
+# other processes while the other worker computes. Torch's OpenMP helpers sleep instead of
+# spinning when they wait, so that two workers' teams do not take turns burning each other's CPU
+# (README, "The two commands"). Arguments replace the worker options.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 if [ "$#" = 0 ]; then
-    set -- -n "${STYLEFILL_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder
+    set -- -n "${STYLEFILL_TEST_WORKERS:-2}" --dist loadfile
 fi
 "$VENV/bin/python" -m pytest "$@"
 rc=$?

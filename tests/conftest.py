@@ -24,30 +24,14 @@ from debian_files import HELD_OUT, fetch  # noqa: E402
 # turns it on where it is what is tested.
 os.environ.setdefault("STYLEFILL_BACKGROUND_STYLES", "0")
 
-# The files that take longest (minutes each on a 2-core CPU), longest first. install/test.sh runs
-# the suite on two pytest-xdist workers, a file per worker at a time, in collection order: these
-# go first, so that no worker is left with one of them at the end while the other idles.
-LONGEST_FIRST = ("test_evaluation.py", "test_completion.py", "gimp/test_gimp_gui.py",
-                 "optvis/test_recipes.py", "gimp/test_gimp_plugin.py", "test_masks.py",
-                 "gimp/test_engine_restart.py", "test_styles.py", "test_faults.py")
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every item gets a node id of its own, and the longest files come first.
-
-    schemathesis' items (one per API operation, tests/api/test_fuzz.py) share their test
-    function's node id under pytest 9; pytest-xdist tells items apart by id, and ran one of
-    them in place of all."""
+    """Every item gets a node id of its own. schemathesis' items (one per API operation,
+    tests/api/test_fuzz.py) share their test function's node id under pytest 9; pytest-xdist
+    (install/test.sh) tells items apart by id, and ran one of them in place of all."""
     for item in items:
         if not item.nodeid.endswith(item.name):  # pytest 9 keeps a node's id in `_id`
             item._id = item.parent.id.child(item.name)
-    tests = Path(__file__).parent
-
-    def rank(item: pytest.Item) -> int:
-        name = item.path.relative_to(tests).as_posix()
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: each file keeps its own order
 
 
 @pytest.fixture(autouse=True)
