@@ -49,16 +49,16 @@ complete() { [ -f "$STAMP" ] && grep -qxF "$RECIPE" "$STAMP"; }
 do_build() {
     [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap and chroot)"
     complete && { echo "$ROOTFS"; return; }
+    mkdir -p "$(dirname "$ROOTFS")"
+    exec 9>"$ROOTFS.lock"
+    flock 9          # a parallel run (another test worker) waits, then reuses our build
+    complete && { echo "$ROOTFS"; return; }
     if ! command -v mmdebstrap >/dev/null; then
         echo "rootfs.sh: installing mmdebstrap" >&2
         apt-get update -qq >&2 || true
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2 \
             || die "mmdebstrap is missing and apt-get could not install it"
     fi
-    mkdir -p "$(dirname "$ROOTFS")"
-    exec 9>"$ROOTFS.lock"
-    flock 9                                  # a parallel run waits, then reuses our build
-    complete && { echo "$ROOTFS"; return; }
     local tmp=$ROOTFS.building log=$ROOTFS.build.log t0=$SECONDS
     for d in "$tmp" "$ROOTFS"; do
         [ -z "$(mounts_below "$d")" ] || for m in $(mounts_below "$d"); do umount -l "$m"; done
@@ -87,6 +87,8 @@ do_build() {
 
 do_mount() {
     complete || die "no complete rootfs at $ROOTFS (run: $0 build)"
+    exec 9>"$ROOTFS.lock"
+    flock 9          # two test workers mount it once
     mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
     if ! mountpoint -q "$ROOTFS/dev"; then
         mount --rbind /dev "$ROOTFS/dev"
