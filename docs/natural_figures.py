@@ -28,6 +28,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from stylefill.backbones import load_backbone
@@ -37,6 +38,7 @@ from stylefill.images import rect_mask, save_image
 from stylefill.judge import load_judge
 from stylefill.naturalness import naturalness
 from stylefill.optvis import recipes
+from stylefill.regions import context_box, crop, selection_box
 from stylefill.style_learning import style_pathway
 
 HERE = Path(__file__).resolve().parent
@@ -109,16 +111,23 @@ def table(found: dict[tuple[str, str], dict]) -> str:
     return "\n".join(lines)
 
 
+def case_photo(folder: Path, key: str, fractions: tuple[float, ...]) -> tuple[Image.Image, tuple[int, ...]]:
+    """An insert case's held-out photo, scaled to at most 1600 px, and its selection as a
+    rectangle (x, y, width, height)."""
+    photo = Image.open(next(folder.glob(f"*{key}*"))).convert("RGB")
+    photo.thumbnail((1600, 1600), Image.Resampling.LANCZOS)
+    (w, h), (x0, y0, x1, y1) = photo.size, fractions
+    return photo, (int(x0 * w), int(y0 * h), int((x1 - x0) * w), int((y1 - y0) * h))
+
+
 def inserted(folder: Path, work: Path) -> list[dict]:
     """Each insert case in styles 0 and 1 with both settings: its numbers, and its context crop
     saved as WORK/insert-LABEL-CLASS-STYLE.png."""
     net, judge = load_backbone(), load_judge()
     rows = []
-    for key, cls, (x0, y0, x1, y1) in INSERTS:
-        photo = Image.open(next(folder.glob(f"*{key}*"))).convert("RGB")
-        photo.thumbnail((1600, 1600), Image.Resampling.LANCZOS)
+    for key, cls, fractions in INSERTS:
+        photo, rect = case_photo(folder, key, fractions)
         w, h = photo.size
-        rect = (int(x0 * w), int(y0 * h), int((x1 - x0) * w), int((y1 - y0) * h))
         mask = rect_mask(rect, photo.size)
         index = net.categories.index(cls)
         for style in (0, 1):
@@ -204,7 +213,7 @@ REAL_OBJECTS = (*(("ladybug", "LadyBird.jpg", (1800 - r, 840 - r, 1800 + r, 840 
 
 def real_objects(held_out: Path, open_photos: Path, work: Path) -> list[dict]:
     """Each real photo pasted, resized, into its class's selection of INSERTS in place of a fill,
-    measured by `stylefill.naturalness` as the inserts are; the context crops go to
+    measured by `stylefill.naturalness` as the inserts are; the context crops it judged go to
     docs/images/real-objects.jpg."""
     import foolbox
 
@@ -213,24 +222,21 @@ def real_objects(held_out: Path, open_photos: Path, work: Path) -> list[dict]:
     net, judge = load_backbone(), load_judge()
     rows, tiles = [], []
     for cls, source, box in REAL_OBJECTS:
-        key, _, (x0, y0, x1, y1) = next(case for case in INSERTS if case[1] == cls)
-        photo = Image.open(next(held_out.glob(f"*{key}*"))).convert("RGB")
-        photo.thumbnail((1600, 1600), Image.Resampling.LANCZOS)
-        w, h = photo.size
-        rect = (int(x0 * w), int(y0 * h), int((x1 - x0) * w), int((y1 - y0) * h))
+        key, _, fractions = next(case for case in INSERTS if case[1] == cls)
+        photo, rect = case_photo(held_out, key, fractions)
         real = Image.open(sources[source]).convert("RGB")
         real = real.crop(box) if box else real
         photo.paste(real.resize(rect[2:], Image.Resampling.LANCZOS), rect[:2])
-        found = naturalness(net, judge, photo, net.categories.index(cls), rect_mask(rect, photo.size))
+        mask = rect_mask(rect, photo.size)
+        found = naturalness(net, judge, photo, net.categories.index(cls), mask)
         rows.append({"class": cls, "source": source, "crop": box[2] - box[0] if box else real.width,
                      "lite0": found.solver["clean"], "judge": found.judge["clean"],
                      "judge_top1": found.judge_top1, "fill": found.fill.high_frequency_share,
                      "around": found.surroundings.high_frequency_share})
         print(rows[-1], flush=True)
-        side = min(max(rect[2], rect[3]) * 2, w, h)  # twice the selection, inside the photo
-        x = min(max(0, rect[0] + rect[2] // 2 - side // 2), w - side)
-        y = min(max(0, rect[1] + rect[3] // 2 - side // 2), h - side)
-        tiles.append(photo.crop((x, y, x + side, y + side)))
+        view = context_box(selection_box(mask), photo.width, photo.height, InsertSettings.context,
+                           InsertSettings.min_context)  # the context crop the networks judged
+        tiles.append(Image.fromarray(crop(np.asarray(photo), view)))
     sheet = Image.new("RGB", (CELL * len(tiles), CELL + 34), "white")
     draw = ImageDraw.Draw(sheet)
     for i, (tile, r) in enumerate(zip(tiles, rows, strict=True)):

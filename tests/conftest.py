@@ -101,9 +101,9 @@ def ladybug_styles(backbone, models_root, tmp_path_factory):
     with FileLock(f"{shared}.lock"):
         if not styles.is_learned("ladybug", backbone.name, root=shared):
             styles.learn("ladybug", backbone, data_free=True, root=isolated_models(shared))
-    learned = styles.class_dir(backbone.categories.index("ladybug"), "ladybug", backbone.name, shared)
-    shutil.copytree(learned, styles.class_dir(backbone.categories.index("ladybug"), "ladybug",
-                                              backbone.name, models_root))
+    index = backbone.categories.index("ladybug")
+    shutil.copytree(styles.class_dir(index, "ladybug", backbone.name, shared),
+                    styles.class_dir(index, "ladybug", backbone.name, models_root))
     return styles.load("ladybug", backbone, root=models_root)
 
 
