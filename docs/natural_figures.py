@@ -10,8 +10,9 @@ resampled views). Every result is saved as PNG and measured by the command a use
 those JSON files.
 
 With `--inserts FOLDER` (the held-out photos: `python -m stylefill.photo_sets held-out FOLDER`),
-six of them get an object of a fitting class in data-free styles 0 and 1, with the previous
-insert (one network, Poisson blend) and today's, each measured by `stylefill.naturalness` with its selection
+six of them get an object of a fitting class in data-free styles 0 and 1, with the insert this
+issue started from (one network, Poisson blend), the later one grown out of the photo and today's
+(the object drawn whole first), each measured by `stylefill.naturalness` with its selection
 (docs/images/natural-insert.jpg and a second table).
 
 With `--real-objects HELD_OUT OPEN` (OPEN: `python -m stylefill.photo_sets open-photos OPEN`),
@@ -56,13 +57,16 @@ INSERTS = (  # held-out photo (name contains), class, selection as fractions x0,
     ("mate_nature_Wood", "pizza", (0.35, 0.35, 0.65, 0.70)),
 )
 # Before: the insert defaults this issue started from (Lite0 alone, 150 steps at lr 0.02, Lucent's
-# views, a Poisson blend), with grain at the photo's level; after: today's (Lite0 and Lite1, 100
-# steps at lr 0.05, blurred and resampled views, the fill optimised through the alpha it is pasted
-# with, an alpha blend, grain levelled to the surroundings' detail, the class under Lite0's whole
-# head beside the style's pathway).
+# views, a Poisson blend), with grain at the photo's level; in the photo: the default of the
+# eighth to eighteenth rounds (Lite0 and Lite1, 100 steps at lr 0.05, blurred and resampled views,
+# the fill optimised through the alpha it is pasted with, an alpha blend, grain levelled to the
+# surroundings' detail, the class under Lite0's whole head beside the style's pathway), grown out
+# of the photo; after: today's, the same with the object drawn whole first (100 steps on a
+# canvas of its own) and 80 steps in the photo (docs/tuning.md, nineteenth round).
 INSERT_SETTINGS = {"before": replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", degrade=False,
                                      second_network=False, level_grain=0.0, whole=0.0, tv=300.0,
-                                     light=0.0),
+                                     light=0.0, render_first=0),
+                   "in the photo": replace(InsertSettings(), render_first=0, iters=100),
                    "after": InsertSettings()}
 
 
@@ -138,7 +142,7 @@ def inserted(folder: Path, work: Path) -> list[dict]:
                 found = naturalness(net, judge, res.photo, index, mask)
                 cx, cy, side, _ = res.metrics["context"]
                 res.photo.crop((max(0, cx), max(0, cy), min(w, cx + side), min(h, cy + side))).save(
-                    work / f"insert-{label}-{cls.replace(' ', '_')}-{style}.png")
+                    work / f"insert-{label.replace(' ', '_')}-{cls.replace(' ', '_')}-{style}.png")
                 rows.append({"label": label, "class": cls, "style": style, "lite0": found.solver["clean"],
                              "seconds": res.metrics["seconds"], "seam": res.metrics["seam"],
                              "judge": found.judge["clean"], "judge_top1": found.judge_top1,
@@ -152,12 +156,12 @@ def inserted(folder: Path, work: Path) -> list[dict]:
 
 
 def insert_figure(rows: list[dict], work: Path, out: Path) -> None:
-    sheet = Image.new("RGB", (CELL * len(INSERTS), 2 * (CELL + 34)), "white")
+    sheet = Image.new("RGB", (CELL * len(INSERTS), len(INSERT_SETTINGS) * (CELL + 34)), "white")
     draw = ImageDraw.Draw(sheet)
     for row, label in enumerate(INSERT_SETTINGS):
         for i, (_, cls, _) in enumerate(INSERTS):
             r = next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == 0)
-            tile = Image.open(work / f"insert-{label}-{cls.replace(' ', '_')}-0.png")
+            tile = Image.open(work / f"insert-{label.replace(' ', '_')}-{cls.replace(' ', '_')}-0.png")
             sheet.paste(tile.resize((CELL, CELL), Image.Resampling.LANCZOS), (CELL * i, row * (CELL + 34)))
             y = row * (CELL + 34) + CELL + 2
             draw.text((CELL * i + 3, y), f"{label}: Lite0 {r['lite0']:.2f} judge {r['judge']:.2f}",
@@ -168,18 +172,20 @@ def insert_figure(rows: list[dict], work: Path, out: Path) -> None:
 
 
 def insert_table(rows: list[dict]) -> str:
-    lines = ["| class | style | Lite0 before / after | judge before / after | fill's share before / "
-             "after (around) | fill's light - around's, before / after | seam before / after | "
-             "seconds before / after |",
-             "|---|---|---|---|---|---|---|---|"]
+    """Each insert's numbers under each setting, in INSERT_SETTINGS' order (a / b / c)."""
+    labels = " / ".join(INSERT_SETTINGS)
+    lines = [f"| class | style | Lite0 {labels} | judge {labels} | fill's share {labels} (around) | "
+             f"fill's light - around's | seam | seconds |", "|---|---|---|---|---|---|---|---|"]
     for _, cls, _ in INSERTS:
         for style in (0, 1):
-            a, b = (next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == style)
-                    for label in INSERT_SETTINGS)
-            lines.append(f"| {cls} | {style} | {a['lite0']:.2f} / {b['lite0']:.2f} | {a['judge']:.3f} / "
-                         f"{b['judge']:.3f} | {a['fill']:.3f} / {b['fill']:.3f} ({a['around']:.3f}) | "
-                         f"{a['light']:+.2f} / {b['light']:+.2f} | {a['seam']:.2f} / {b['seam']:.2f} | "
-                         f"{a['seconds']:.1f} / {b['seconds']:.1f} |")
+            mine = [next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == style)
+                    for label in INSERT_SETTINGS]
+
+            def each(key: str, form: str, mine: list[dict] = mine) -> str:
+                return " / ".join(format(r[key], form) for r in mine)
+            lines.append(f"| {cls} | {style} | {each('lite0', '.2f')} | {each('judge', '.3f')} | "
+                         f"{each('fill', '.3f')} ({mine[0]['around']:.3f}) | {each('light', '+.2f')} | "
+                         f"{each('seam', '.2f')} | {each('seconds', '.1f')} |")
     return "\n".join(lines)
 
 

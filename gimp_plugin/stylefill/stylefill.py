@@ -702,19 +702,19 @@ OBJECT = Choice(
     "photo: what the object needs, the photo stays in the rest (an outline of its own, but the "
     "class is weaker)", [("fill", "Fill the selection"), ("keep-photo", "Keep the photo around it")],
     "fill", param="keep_photo", auto="fill", convert=lambda _: KEEP_PHOTO)
-RENDER_FIRST = 100  # steps drawing the object alone before the photo (docs/tuning.md, 12th round)
+IN_PHOTO = {"render_first": 0, "iters": 100}  # grown out of the photo (the default before the 19th round)
 OBJECT_SHARE = 0.6  # the share of the selection an outlined object covers (15th round)
-DRAWINGS = {"whole-first": {"render_first": RENDER_FIRST},
-            "outline": {"render_first": RENDER_FIRST, "object_share": OBJECT_SHARE}}
+DRAWINGS = {"in-photo": IN_PHOTO, "outline": {"object_share": OBJECT_SHARE}}
 DRAWING = Choice(
-    "drawing", "_Drawing", "How the object is drawn. In the photo: grown out of the photo in the "
-    "selection. Whole first: drawn alone on a canvas of the selection's size, then placed and "
-    "finished in the photo (better recognised on most test photos, not all; 1.4-1.7x as long). "
-    "Cut to its outline: drawn first over the photo, covering about 60 % of the selection, "
-    "which is then cut to the object's shape (no rectangle of its own; as slow as Whole first)",
-    [("in-photo", "In the photo"), ("whole-first", "Whole first, then placed (slower)"),
-     ("outline", "Whole first, cut to its outline (slower)")],
-    "in-photo", param="render_first", auto="in-photo", convert=DRAWINGS.get)
+    "drawing", "_Drawing", "How the object is drawn. Whole first: drawn alone on a canvas of the "
+    "selection's size at the photo's spectrum, then placed and finished in the photo (the "
+    "engine's default: better recognised on most test photos, not all). In the photo: grown out "
+    "of the photo in the selection (the earlier default, about as fast). Cut to its outline: "
+    "drawn first over the photo, covering about 60 % of the selection, which is then cut to "
+    "the object's shape (no rectangle of its own, but less surely the class)",
+    [("whole-first", "Whole first, then placed"), ("in-photo", "In the photo"),
+     ("outline", "Whole first, cut to its outline")],
+    "whole-first", param="render_first", auto="whole-first", convert=DRAWINGS.get)
 LAYER = Return("layer", "layer", "Layer", "The new layer holding the result")
 
 

@@ -76,8 +76,8 @@ for proc in PDB.query_procedures("plug-in-stylefill-.*", "", "", "", "", "", "",
     assert not insert["class-name"]["default"]
     assert insert["style"] == {"type": "choice", "default": "auto", "choices": ["auto", *styles]}
     assert insert["object"] == {"type": "choice", "default": "fill", "choices": ["fill", "keep-photo"]}
-    assert insert["drawing"] == {"type": "choice", "default": "in-photo",
-                                 "choices": ["in-photo", "whole-first", "outline"]}
+    assert insert["drawing"] == {"type": "choice", "default": "whole-first",
+                                 "choices": ["whole-first", "in-photo", "outline"]}
     assert insert["backbone"] == {"type": "choice", "default": "auto", "choices": [
         "auto", "efficientnet-lite0", "alexnet", "vgg16"]}
     assert insert["iterations"] == {"type": "choice", "default": "auto",
@@ -215,8 +215,10 @@ calls = [
     ("visualize", dict(class_name="ladybug", cells="top-left", dropout="custom", dropout_seed=3,
                        size="160", seed=7, iterations="custom", custom_iterations=3)),
     ("modify", dict(style="2", **quick)),
-    ("insert", dict(class_name="ladybug", object="keep-photo", drawing="whole-first", **quick)),
+    ("insert", dict(class_name="ladybug", object="keep-photo", drawing="in-photo", **quick)),
     ("insert", dict(class_name="ladybug", drawing="outline", **quick)),
+    ("insert", dict(class_name="ladybug", drawing="in-photo", iterations="custom",
+                    custom_iterations=7, **quick)),
     ("invert", dict(**quick)),
     ("learn-styles", dict(class_name="tabby", folder=Gio.File.new_for_path({str(photos)!r}),
                           topics="custom", custom_topics=2)),
@@ -227,7 +229,7 @@ image.delete()
 """, env=env)
     res = run.result
     assert res["status"][:3] == ["success", "cancel", "success"], res
-    assert proxy.count("GET /v1/health") == 8          # one per run
+    assert proxy.count("GET /v1/health") == 9          # one per run
     suggest, *jobs = [{k: v for k, v in b.items() if k != "path"} for b in proxy.bodies]
     assert suggest == {"top": 3}
     assert jobs == [
@@ -235,10 +237,11 @@ image.delete()
         {"kind": "visualize", "params": {"class": "ladybug", "cells": "top-left",
                                          "dropout_seed": 3, "size": 160, "seed": 7, "iters": 3}},
         {"kind": "modify", "params": {"style": 2, "seed": 0}},
-        {"kind": "insert", "params": {"class": "ladybug", "keep_photo": 20.0, "render_first": 100,
+        {"kind": "insert", "params": {"class": "ladybug", "keep_photo": 20.0, "render_first": 0,
+                                      "iters": 100, "seed": 0}},
+        {"kind": "insert", "params": {"class": "ladybug", "object_share": 0.6, "seed": 0}},
+        {"kind": "insert", "params": {"class": "ladybug", "render_first": 0, "iters": 7,
                                       "seed": 0}},
-        {"kind": "insert", "params": {"class": "ladybug", "render_first": 100,
-                                      "object_share": 0.6, "seed": 0}},
         {"kind": "invert", "params": {"prior": "patch", "seed": 0}},
         {"kind": "learn_styles", "params": {"class": "tabby", "folder": str(photos),
                                             "data_free": False, "topics": 2, "seed": 0}},

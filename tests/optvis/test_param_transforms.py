@@ -111,6 +111,15 @@ def test_maco_fill_is_placed_in_its_box_and_needs_a_square_without_amplitude(pho
         MagnitudeParam(torch.rand(1, 3, 20, 24))
 
 
+def test_amplitude_of_strips_one_to_three_pixels_high_is_finite():
+    """A selection 1-3 px high at the network's scale (a thin strip) gives a canvas that thin:
+    a Hann window of 2 samples is all zeros, so the window is flat there, never NaN."""
+    for h in (1, 2, 3):
+        amplitude = amplitude_of(torch.rand(2, 3, h, 40, generator=_gen(h)))
+        assert amplitude.shape == (3, h, 21) and bool(torch.isfinite(amplitude).all())
+        assert float(amplitude.sum()) > 0
+
+
 def test_degrade_blurs_or_resamples_some_views(photo):
     """A photo's losses among the views: some pass untouched, the others lose fine detail,
     and each is differentiable and of the input's size."""

@@ -32,6 +32,7 @@ from .base import (
 )
 
 SETTINGS = InsertSettings()
+MODIFY_ITERS = 100
 
 
 class _Edit(Request):
@@ -41,7 +42,6 @@ class _Edit(Request):
                                    description="how the fill meets the photo")
     refine: bool = Field(False, description="large selections: a second pass at twice the "
                          "network's resolution (slower, more detail)")
-    iters: int = iters_field(SETTINGS.iters)
     keep_photo: float = Field(SETTINGS.keep_photo, ge=0, le=1000, description=(
         "cost of changing the photo inside the selection: above 0 the object takes part of it "
         "and the photo stays in the rest (20: a canoe's hull with water in its corners), but "
@@ -56,14 +56,15 @@ class InsertRequest(_Edit):
     cls: Annotated[ClassRef, Cli(metavar="CLASS")] = Field(alias="class")
     style: int | None = Field(None, ge=0, lt=MAX_STYLES, description="a learned style (data-free "
                               "styles are learned on first use); none: any style of the class")
+    iters: int = iters_field(SETTINGS.iters)
     light: float = Field(SETTINGS.light, ge=0, le=1, description=(
         "how far the object is drawn in the photo's light: its mean luminance moves this share "
         "of the way to the photo's around the selection (0: the object's own light)"))
     render_first: int = Field(SETTINGS.render_first, ge=0, le=1000, description=(
         "steps drawing the object whole on a canvas of the selection's box, at the spectrum of "
-        "the photo around it, before it is solved in the photo (0: grown out of the photo; 100 "
-        "made held-out inserts more recognisable but not every one, docs/tuning.md, twelfth "
-        "round)"))
+        "the photo around it, before `iters` steps solve it in the photo (0: grown out of the "
+        "photo, as before issue 14's nineteenth round; with 100 iters that is the earlier "
+        "default, docs/tuning.md)"))
     object_share: float = Field(SETTINGS.object_share, ge=0, le=1, description=(
         "with render_first: the object is drawn over the photo through an alpha of its own "
         "covering this share of the selection's box, and the selection is cut to its outline "
@@ -79,6 +80,9 @@ class InsertRequest(_Edit):
 class ModifyRequest(_Edit):
     """Restyle the object inside the selection."""
 
+    # Modify starts from the object itself, so it keeps the steps it was measured with
+    # (docs/completion.md), not insert's 80 after the object is drawn first.
+    iters: int = iters_field(MODIFY_ITERS)
     style: int | None = Field(None, ge=0, lt=MAX_STYLES, description="the learned style to "
                               "restyle into (data-free styles are learned on first use); none: "
                               "the style the object shows least of, or the class's plain "

@@ -104,13 +104,19 @@ class FourierParam(ImageParam):
         return torch.sigmoid(z)
 
 
+def _hann(n: int) -> torch.Tensor:
+    """A symmetric Hann window of `n` samples; flat below 3, where Hann's would be all zeros
+    (a selection 2 px high at the network's scale)."""
+    return torch.hann_window(n, periodic=False) if n > 2 else torch.ones(n)
+
+
 def amplitude_of(images: torch.Tensor) -> torch.Tensor:
     """The mean Fourier amplitude of (N, 3, H, W) images in [0, 1], in the decorrelated colour
     space, (3, H, W // 2 + 1), DC zeroed. Each image is Hann-windowed first: unwindowed, its
     edges add a cross of energy on the axes that a phase-only optimiser turns into a grid of
     lines; dividing by the window's RMS keeps the images' contrast."""
     h, w = images.shape[-2:]
-    window = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))
+    window = torch.outer(_hann(h), _hann(w))
     window = (window / window.pow(2).mean().sqrt()).to(images)
     centred = images - images.mean(dim=(-2, -1), keepdim=True)
     z = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_COLOR).to(images), centred) * window
