@@ -107,8 +107,9 @@ class InsertSettings:
     # photo's around the selection (MACO, contrast free to grow up to `object_gain` times), then
     # placed into the selection as the start of the solve in context. With 80 steps in context
     # after it, 10 of 12 held-out inserts at the bar against 9 grown out of the photo with 100
-    # (judge mean 0.79 against 0.69) in about the same time (docs/tuning.md, twelfth and
-    # nineteenth rounds). 0 = start from the photo plus noise.
+    # (judge mean 0.79 against 0.69), in 0.95-1.25x the time (the canvas is the selection's
+    # box: dearest for a square one; docs/tuning.md, twelfth and nineteenth rounds).
+    # 0 = start from the photo plus noise.
     render_first: int = 100
     object_gain: float = 2.5
     # Insert, with `render_first`: the object drawn over the photo under the selection through
