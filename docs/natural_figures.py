@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 
 from stylefill.backbones import load_backbone
 from stylefill.cli import main as cli
-from stylefill.completion import InsertSettings, fill_selection
+from stylefill.completion import IN_THE_PHOTO, InsertSettings, fill_selection
 from stylefill.images import rect_mask, save_image
 from stylefill.judge import load_judge
 from stylefill.naturalness import naturalness
@@ -66,7 +66,7 @@ INSERTS = (  # held-out photo (name contains), class, selection as fractions x0,
 INSERT_SETTINGS = {"before": replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", degrade=False,
                                      second_network=False, level_grain=0.0, whole=0.0, tv=300.0,
                                      light=0.0, render_first=0),
-                   "in the photo": replace(InsertSettings(), render_first=0, iters=100),
+                   "in the photo": IN_THE_PHOTO,
                    "after": InsertSettings()}
 
 
@@ -171,6 +171,10 @@ def insert_figure(rows: list[dict], work: Path, out: Path) -> None:
     sheet.save(out, quality=88)
 
 
+def _slashed(rows: list[dict], key: str, form: str) -> str:
+    return " / ".join(format(r[key], form) for r in rows)
+
+
 def insert_table(rows: list[dict]) -> str:
     """Each insert's numbers under each setting, in INSERT_SETTINGS' order (a / b / c)."""
     labels = " / ".join(INSERT_SETTINGS)
@@ -180,12 +184,10 @@ def insert_table(rows: list[dict]) -> str:
         for style in (0, 1):
             mine = [next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == style)
                     for label in INSERT_SETTINGS]
-
-            def each(key: str, form: str, mine: list[dict] = mine) -> str:
-                return " / ".join(format(r[key], form) for r in mine)
-            lines.append(f"| {cls} | {style} | {each('lite0', '.2f')} | {each('judge', '.3f')} | "
-                         f"{each('fill', '.3f')} ({mine[0]['around']:.3f}) | {each('light', '+.2f')} | "
-                         f"{each('seam', '.2f')} | {each('seconds', '.1f')} |")
+            lines.append(f"| {cls} | {style} | {_slashed(mine, 'lite0', '.2f')} | "
+                         f"{_slashed(mine, 'judge', '.3f')} | {_slashed(mine, 'fill', '.3f')} "
+                         f"({mine[0]['around']:.3f}) | {_slashed(mine, 'light', '+.2f')} | "
+                         f"{_slashed(mine, 'seam', '.2f')} | {_slashed(mine, 'seconds', '.1f')} |")
     return "\n".join(lines)
 
 

@@ -123,6 +123,11 @@ class InsertSettings:
     object_share: float = 0.0
 
 
+# The object grown out of the photo, 100 steps from the photo plus noise: the default until the
+# nineteenth round (GIMP's Drawing "In the photo"), kept for comparison in benches and docs.
+IN_THE_PHOTO = replace(InsertSettings(), render_first=0, iters=100)
+
+
 @dataclass
 class EditResult:
     photo: Image.Image           # the whole photo with the fill blended in (RGB)
@@ -227,7 +232,7 @@ def _surroundings(ctx: _Context) -> list[np.ndarray]:
     and below it that overlap the photo, mirrored where they leave it; where none does (a
     selection of the whole photo), the photo under the selection itself."""
     h, w = ctx.rgb.shape[:2]
-    tiles = [t for t in around_boxes(ctx.sel) if t.x0 < w and t.x1 > 0 and t.y0 < h and t.y1 > 0]
+    tiles = [t for t in around_boxes(ctx.sel) if min(t.clipped(w, h).size) > 0]
     return [crop(ctx.rgb, t) for t in tiles or [ctx.sel]]
 
 

@@ -28,14 +28,13 @@ import torch
 from units import bare_passes, grass_field, parse_with_threads
 
 from stylefill.backbones import load_backbone
-from stylefill.completion import InsertSettings, fill_selection
+from stylefill.completion import IN_THE_PHOTO, InsertSettings, fill_selection
 from stylefill.images import to_pil
 from stylefill.judge import load_judge
 from stylefill.naturalness import Naturalness, naturalness
 from stylefill.optvis import recipes
 
 PREVIOUS_VISUALIZE = replace(recipes.VisualizationSettings(), param="fourier", degrade=False)
-IN_PHOTO = replace(InsertSettings(), render_first=0, iters=100)  # GIMP's Drawing "In the photo"
 PREVIOUS_INSERT = replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", param="fourier",
                           degrade=False, grain=False, second_network=False, tv=300.0, light=0.0)
 
@@ -74,7 +73,7 @@ def main() -> None:
     times = {}
     print("insert hay, 320 px on a grass field (1440x1080)")
     for label, settings in (("previous", PREVIOUS_INSERT), ("current", InsertSettings()),
-                            ("in photo", IN_PHOTO)):
+                            ("in photo", IN_THE_PHOTO)):
         t0 = time.perf_counter()
         res = fill_selection(photo, mask, index, net, m7=None, prior_images=None, modify=False, seed=0,
                              settings=settings)
