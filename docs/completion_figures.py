@@ -4,7 +4,9 @@
 
 Insert: hay in two learned styles into a selection of a grass field (Debian scratch's
 playing-field.jpg, the held-out test photo). Modify: foolbox's ImageNet strawberry sample,
-restyled into two styles of its own class. Data-free styles are learned on first use.
+restyled into two styles of its own class. Data-free styles are learned on first use. Each
+label gives the class probability of the context crop under the solver's network (Lite0)
+before and after, and under the judge (Lite2, `stylefill.naturalness`), which no objective uses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from stylefill import api
+from stylefill.backbones import load_backbone
+from stylefill.judge import load_judge
+from stylefill.naturalness import naturalness
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "data"))
@@ -42,6 +47,12 @@ def outlined(photo: Image.Image, rect: tuple[int, int, int, int]) -> Image.Image
     return out
 
 
+def judged(image: Image.Image, mask: np.ndarray, cls: str) -> float:
+    """The judge's probability of `cls` on the context crop around `mask`."""
+    net = load_backbone()
+    return naturalness(net, load_judge(), image, net.categories.index(cls), mask).judge["clean"]
+
+
 def main() -> None:
     field = Image.open(fetch("scratch") / "Sports/playing-field.jpg").convert("RGB")
     rect = (170, 190, 128, 128)
@@ -51,7 +62,8 @@ def main() -> None:
     for style in (0, 1):
         res = api.run(api.InsertRequest(image=field, selection=mask, cls="hay", style=style))
         m = res.metrics
-        label = f"insert hay, style {style}: p {m['prob_before']:.3f} -> {m['prob_after']:.3f}"
+        label = (f"insert hay, style {style}: Lite0 {m['prob_before']:.3f} -> {m['prob_after']:.2f},"
+                 f" judge {judged(res.image, mask, 'hay'):.2f}")
         tiles.append((res.image, label))
     row(tiles).save(HERE / "images" / "insert.png")
 
@@ -65,7 +77,9 @@ def main() -> None:
     tiles = [(outlined(photo, rect), "before: a strawberry")]
     for style in (1, 2):
         res = api.run(api.ModifyRequest(image=photo, selection=mask, style=style))
-        tiles.append((res.image, f"modify to style {style}: p {res.metrics['prob_after']:.2f}"))
+        m = res.metrics
+        tiles.append((res.image, f"modify to style {style}: Lite0 {m['prob_after']:.2f},"
+                                 f" judge {judged(res.image, mask, m['class']):.2f}"))
     row(tiles).save(HERE / "images" / "modify.png")
     print("wrote docs/images/insert.png and docs/images/modify.png")
 
