@@ -64,7 +64,12 @@ def suggest(image: Image.Image, mask: np.ndarray, backbone: Backbone, top: int =
         c = resize_square(crop(rgb, box), size)
         m = resize_square(crop(mask.astype(np.uint8) * 255, box), size, cv2.INTER_NEAREST)
         m = cv2.dilate(m, np.ones((5, 5), np.uint8))
-        return cv2.inpaint(np.ascontiguousarray(c), m, 5, cv2.INPAINT_TELEA)
+        # Inpainted at half the size, 4x cheaper: the hole's fill is smooth either way.
+        half = (size // 2, size // 2)
+        small = cv2.inpaint(cv2.resize(c, half, interpolation=cv2.INTER_AREA),
+                            cv2.resize(m, half, interpolation=cv2.INTER_NEAREST), 3, cv2.INPAINT_TELEA)
+        up = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+        return np.where(m[..., None] > 0, up, c)
 
     # OpenCV's inpainting runs on one core and releases the GIL: the scales in parallel.
     with ThreadPoolExecutor(len(scales)) as pool:
