@@ -24,7 +24,7 @@ from .classification import class_prob
 from .errors import InputError
 from .masks import cells_under
 from .optvis.param import amplitude_of
-from .optvis.recipes import Regularisation, visualize_masked, visualize_object
+from .optvis.recipes import Regularisation, cut_out, visualize_masked, visualize_object
 from .optvis.regularizers import squared_gradient
 from .photo_stats import around, spectrum_stats
 from .progress import Cancel, Progress, report, scaled
@@ -43,6 +43,9 @@ BLENDS = ("alpha", "seamless")
 # An object outline covering less of the selection's box than this is not cut to: the object
 # did not form, and the whole selection is filled instead.
 MIN_OUTLINE = 0.05
+# Steps of learning an object's outline in the photo (`object_share`), its alpha alone, after the
+# object is drawn on its canvas (docs/tuning.md, twenty-first round).
+CUT_ITERS = 40
 
 
 @dataclass(frozen=True)
@@ -112,14 +115,13 @@ class InsertSettings:
     # 0 = start from the photo plus noise.
     render_first: int = 100
     object_gain: float = 2.5
-    # Insert, with `render_first`: the object drawn over the photo under the selection through
-    # an alpha of its own (Distill's RGBA parameterisation) that covers this share of the
-    # selection's box, and the selection then cut to the object's outline (alpha > 0.5): the
-    # object stands in the photo instead of on a rectangle of its own. 0.6 left the selection's
-    # rim at 0.02 change against the default's 0.09, with 7 of 10 tuning inserts at the bar
-    # against 6 (docs/tuning.md, fifteenth round), but on the held-out photos 9 of 12 against
-    # the default's 10 (docs/evaluation.md), so it is off by default. 0 = the object on a
-    # canvas of its own (or none).
+    # Insert, with `render_first`: the object, once drawn on its canvas, is cut out of it in the
+    # photo by an alpha of its own (Distill's RGBA parameterisation) learned alone and pushed to
+    # cover this share of the selection's box (`cut_out`), and the selection is cut to that
+    # outline (alpha > 0.5): the object stands in the photo instead of on a rectangle of its
+    # own. At 0.6 the selection's rim changed 0.034 against the default's 0.165, with 17 of 24
+    # held-out inserts at the bar against the default's 20 (docs/tuning.md, twenty-first round),
+    # so it is off by default. 0 = the object on a canvas of its own (or none).
     object_share: float = 0.0
 
 
@@ -298,9 +300,9 @@ def _object_first(ctx: _Context, net: Backbone, index: int, start: torch.Tensor,
                   ) -> tuple[torch.Tensor, np.ndarray | None]:
     """`start` (the crop at network resolution, `sel` its selection) with the object drawn on a
     canvas of its own in the selection: the selection's box at that scale, the photo's
-    spectrum around it. With `object_share`, the canvas is the photo under the selection with
-    the object over it, and the object's outline (bool, the selection box in the photo) comes
-    back too; None when the object covers too little of the box to cut to."""
+    spectrum around it. With `object_share`, the object is then cut out of its canvas in the
+    photo (`cut_out`), and its outline (bool, the selection box in the photo) comes back too;
+    None when the object covers too little of the box to cut to."""
     res = start.shape[-1]
     box = selection_box(sel[0, 0].numpy())
     width, height = box.size
@@ -316,20 +318,25 @@ def _object_first(ctx: _Context, net: Backbone, index: int, start: torch.Tensor,
     def report_placed(fraction: float, stage: str, preview: torch.Tensor | None = None) -> None:
         layer(fraction, stage, None if preview is None else placed(preview[:1].detach().cpu()))
 
-    backdrop = start[..., rows, cols] if settings.object_share else None
-    drawn = visualize_object(_solver(net, settings), index, (height, width),
+    solver = _solver(net, settings)
+    cut = settings.object_share and CUT_ITERS
+    drawing = settings.render_first / (settings.render_first + cut)
+    drawn = visualize_object(solver, index, (height, width),
                              surroundings_amplitude(ctx, height, width), masks=Masks(m7=m7),
                              iters=settings.render_first, lr=settings.lr, seed=seed,
                              max_gain=settings.object_gain, whole=settings.whole,
-                             backdrop=backdrop, share=settings.object_share,
-                             progress=report_placed if layer else None, cancel=cancel)
-    outline = None
-    if drawn.alpha is not None:
-        alpha = cv2.resize(drawn.alpha[0, 0].numpy(), ctx.sel.size, interpolation=cv2.INTER_LINEAR)
-        outline = object_outline(alpha)
-        if outline.mean() < MIN_OUTLINE:
-            outline = None
-    return placed(drawn.image), outline
+                             progress=scaled(report_placed, 0.0, drawing) if layer else None,
+                             cancel=cancel)
+    if not cut:
+        return placed(drawn.image), None
+    cells = cells_under(sel[0, 0].numpy(), net.map_size(res), settings.cells_dilate)
+    drawn = cut_out(solver, index, drawn.image, start, sel, (box.y0, box.x0),
+                    masks=Masks(m5=cells, m7=m7), share=settings.object_share, iters=cut,
+                    seed=seed, whole=settings.whole, cancel=cancel,
+                    progress=scaled(layer, drawing, 1.0) if layer else None)
+    alpha = cv2.resize(drawn.alpha[0, 0].numpy(), ctx.sel.size, interpolation=cv2.INTER_LINEAR)
+    outline = object_outline(alpha)
+    return placed(drawn.image), outline if outline.mean() >= MIN_OUTLINE else None
 
 
 def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: int, steps: int,
@@ -453,7 +460,8 @@ def _insert_start(ctx: _Context, work: torch.Tensor, sel: torch.Tensor, net: Bac
     start = (work + settings.noise * noise * sel).clamp(0, 1)
     if not settings.render_first:
         return start, ctx, 0.0
-    first = 0.95 * settings.render_first / (settings.render_first + settings.iters)
+    drawing = settings.render_first + (CUT_ITERS if settings.object_share else 0)
+    first = 0.95 * drawing / (drawing + settings.iters)
     start, outline = _object_first(ctx, net, index, start, sel, m7, settings, seed,
                                    scaled(progress, 0.0, first), cancel)
     return start, ctx if outline is None else ctx.narrowed(outline), first

@@ -703,7 +703,7 @@ OBJECT = Choice(
     "class is weaker)", [("fill", "Fill the selection"), ("keep-photo", "Keep the photo around it")],
     "fill", param="keep_photo", auto="fill", convert=lambda _: KEEP_PHOTO)
 IN_PHOTO = {"render_first": 0, "iters": 100}  # grown out of the photo (the default before the 19th round)
-OBJECT_SHARE = 0.6  # the share of the selection an outlined object covers (15th round)
+OBJECT_SHARE = 0.6  # the share of the selection an outlined object covers (21st round)
 DRAWINGS = {"in-photo": IN_PHOTO, "outline": {"object_share": OBJECT_SHARE}}
 DRAWING = Choice(
     "drawing", "_Drawing", "How the object is drawn. Whole first: drawn alone on a canvas of the "
@@ -711,8 +711,9 @@ DRAWING = Choice(
     "engine's default: better recognised on most test photos, not all). In the photo: grown out "
     "of the photo in the selection (the earlier default; up to a fifth faster on square "
     "selections). Cut to its outline: "
-    "drawn first over the photo, covering about 60 % of the selection, which is then cut to "
-    "the object's shape (no rectangle of its own, but less surely the class)",
+    "drawn whole first, then cut out of its canvas in the photo, keeping about 60 % of the "
+    "selection, which is then cut to the object's shape (no rectangle of its own, but less "
+    "surely the class, and about a fifth slower)",
     [("whole-first", "Whole first, then placed"), ("in-photo", "In the photo"),
      ("outline", "Whole first, cut to its outline")],
     "whole-first", param="render_first", auto="whole-first", convert=DRAWINGS.get)

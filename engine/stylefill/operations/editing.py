@@ -66,10 +66,10 @@ class InsertRequest(_Edit):
         "photo, as before issue 14's nineteenth round; with 100 iters that is the earlier "
         "default, docs/tuning.md)"))
     object_share: float = Field(SETTINGS.object_share, ge=0, le=1, description=(
-        "with render_first: the object is drawn over the photo through an alpha of its own "
-        "covering this share of the selection's box, and the selection is cut to its outline "
-        "(0.6: no rectangle of its own; 0: the whole selection is filled, docs/tuning.md, "
-        "fifteenth round)"))
+        "with render_first: the object, once drawn, is cut out of its canvas in the photo by an "
+        "alpha of its own covering about this share of the selection's box, and the selection "
+        "is cut to that outline (0.6: no rectangle of its own; 0: the whole selection is "
+        "filled, docs/tuning.md, twenty-first round)"))
 
     def check(self) -> None:
         if self.object_share and not self.render_first:

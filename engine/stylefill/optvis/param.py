@@ -237,6 +237,20 @@ class LightMatched(ImageParam):
         self.inner.at_step(step, iters)
 
 
+class Still(ImageParam):
+    """A fixed image with nothing to optimise: what an `Overlay`'s alpha alone is learned over
+    (an object already drawn, cut out of its canvas)."""
+
+    def __init__(self, image: torch.Tensor):
+        self.fixed = image.detach()
+
+    def parameters(self) -> list[torch.Tensor]:
+        return []
+
+    def image(self) -> torch.Tensor:
+        return self.fixed
+
+
 class Overlay(ImageParam):
     """`inner` drawn over the fixed `backdrop` (1, 3, h, w) through an alpha of its own
     (Distill's RGBA parameterisation): the object takes some pixels, the backdrop shows in the

@@ -37,6 +37,7 @@ from .param import (
     MagnitudeParam,
     MaskedParam,
     Overlay,
+    Still,
     luminance,
     make_param,
     start_noise,
@@ -309,37 +310,57 @@ def _param_and_views(settings: VisualizationSettings,
 @dataclass
 class DrawnObject:
     image: torch.Tensor          # (1, 3, h, w)
-    alpha: torch.Tensor | None   # (1, 1, h, w): where the object is, when drawn over a backdrop
-
-
-COVERAGE_WEIGHT = 10.0  # the alpha's share against the class score (docs/tuning.md, 15th round)
+    alpha: torch.Tensor | None   # (1, 1, h, w): where the object is, when cut out of its canvas
 
 
 def visualize_object(net: Backbone | Ensemble, index: int, size: tuple[int, int],
                      amplitude: torch.Tensor, *, masks: Masks | None, iters: int, lr: float,
                      seed: int, max_gain: float, whole: float = 0.0,
-                     backdrop: torch.Tensor | None = None, share: float = 0.6,
                      progress: Progress | None = None, stage: str = "drawing the object",
                      cancel: Cancel | None = None) -> DrawnObject:
     """Eq. 2 on a canvas of its own, `size` (height, width): the object alone at the size it
     will have, MACO-parameterised with the fixed spectrum `amplitude` (3, h, w // 2 + 1), each
     colour channel's contrast free to grow up to `max_gain` times, seen through blurred and
     resampled views. Object completion draws it with the spectrum of the photo around the
-    selection, then solves it in context (`stylefill.completion`).
-    With a `backdrop` (1, 3, h, w), the object is drawn over it through an alpha of its own
-    (`Overlay`) whose mean is held at `share`: the object takes the pixels its class needs and
-    the backdrop (the photo under the selection) stays in the rest; the alpha is returned."""
+    selection, then solves it in context (`stylefill.completion`)."""
     start = start_noise((1, 3, *size), seed, 0.01).to(net.device)
-    param: ImageParam = MagnitudeParam(start, amplitude, max_gain=max_gain)
-    loss = _class_score(net, index, masks, whole)
-    overlay = None
-    if backdrop is not None:
-        param = overlay = Overlay(param, backdrop.to(net.device))
-        loss = loss + COVERAGE_WEIGHT * obj.coverage(overlay.alpha, share)
-    image = render(net, loss, param, iters=iters, lr=lr,
+    param = MagnitudeParam(start, amplitude, max_gain=max_gain)
+    image = render(net, _class_score(net, index, masks, whole), param, iters=iters, lr=lr,
                    transforms=tf.robust(max(size) / 224, True), masks=masks, seed=seed,
                    progress=progress, stage=stage, cancel=cancel).image.cpu()
-    return DrawnObject(image, None if overlay is None else overlay.alpha().detach().cpu())
+    return DrawnObject(image, None)
+
+
+COVERAGE_WEIGHT = 10.0  # the alpha's share against the class score (docs/tuning.md, 15th round)
+# The outline's alpha alone moves: Adam at 0.2 lets a logit cross from the start's 4 to below 0
+# in 40 steps (at the render's 0.05 it could not leave the start; docs/tuning.md, 21st round).
+CUT_LR = 0.2
+
+
+def cut_out(net: Backbone | Ensemble, index: int, drawn: torch.Tensor, background: torch.Tensor,
+            selection: torch.Tensor, offset: tuple[int, int], *, masks: Masks | None,
+            share: float, iters: int, seed: int, whole: float = 0.0,
+            progress: Progress | None = None, stage: str = "cutting the object out",
+            cancel: Cancel | None = None) -> DrawnObject:
+    """The outline of an object already drawn on a canvas of its own (`drawn`, (1, 3, h, w)),
+    learned in its context: the canvas is placed at `offset` (y, x) in `background`
+    (1, 3, S, S) under `selection`, over the background through an alpha of its own
+    (`Overlay`), and only the alpha is optimised, the class held while its mean is pushed to
+    `share`. It keeps the parts of the canvas the class needs where they are, and gives the
+    rest back to the background: a preservation mask (Fong and Vedaldi, "Interpretable
+    Explanations of Black Boxes by Meaningful Perturbation", 2017) whose perturbation is the
+    photo. Returns the canvas over the background and the alpha."""
+    dev = net.device
+    (height, width), (y, x) = drawn.shape[-2:], offset
+    overlay = Overlay(Still(drawn.to(dev)), background[..., y:y + height, x:x + width].to(dev),
+                      radius=1.0)
+    param = MaskedParam(overlay, background.to(dev), selection.to(dev), offset)
+    loss = _class_score(net, index, masks, whole) + COVERAGE_WEIGHT * obj.coverage(overlay.alpha, share)
+    render(net, loss, param, iters=iters, lr=CUT_LR,
+           transforms=tf.robust(background.shape[-1] / 224, True), masks=masks, seed=seed,
+           progress=progress, stage=stage, cancel=cancel)
+    with torch.no_grad():
+        return DrawnObject(overlay.image().cpu(), overlay.alpha().cpu())
 
 
 def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Tensor, selection: torch.Tensor,
