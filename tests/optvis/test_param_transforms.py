@@ -210,6 +210,27 @@ def test_masked_param_mirrors_its_bands_from_the_composite():
     assert grad[..., 19:24, 8:20].abs().min() > 0 and grad[..., 24:, :].abs().sum() == 0
 
 
+
+def test_masked_param_says_which_pixels_it_can_change():
+    """`changing()`: the mask and the mirror bands, which reflect it; exactly the pixels whose
+    value moves when the parameters do."""
+    back = torch.rand(1, 3, 32, 32, generator=_gen(4))
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 16:24, 8:20] = 1
+    inner = PixelParam(torch.rand(1, 3, 32, 32, generator=_gen(5)))
+    param = MaskedParam(inner, back, mask, mirror=(0, 6, 4, 0))
+    changing = param.changing()[0, 0]
+    assert changing.dtype == torch.bool and changing.shape == (32, 32)
+    expected = torch.zeros(32, 32, dtype=torch.bool)
+    expected[16:24, 8:20] = expected[26:, :] = expected[:, :4] = True
+    assert torch.equal(changing, expected)
+    before = param.image().detach()
+    with torch.no_grad():
+        inner.parameters()[0].add_(0.5)
+    moved = (param.image().detach() != before).any(1)[0]
+    assert not (moved & ~changing).any()
+    assert torch.equal(MaskedParam(inner, back, mask).changing()[0, 0], mask[0, 0] > 0)
+
 def _steps_towards(param, target: torch.Tensor, iters: int, stop: int) -> None:
     """`stop` of `iters` Adam steps of `param` towards `target`, following the render loop."""
     opt = torch.optim.Adam(param.parameters(), lr=0.1)

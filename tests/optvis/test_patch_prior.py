@@ -158,6 +158,34 @@ def test_distance_is_the_mean_over_covered_pixels_and_channels(voted):
     assert float(prior.distance(image)) == pytest.approx(float(manual), rel=1e-5)
 
 
+
+def test_a_region_matches_again_only_the_patches_over_it():
+    """With a `region` (the pixels an insert can change), the first step matches every patch;
+    later steps match again, with the same search, only the patches that overlap the region,
+    and the others keep their first match: the fold is that of the whole search wherever a
+    patch overlaps the region, and the first step's elsewhere."""
+    rng = np.random.default_rng(2)
+    database = rng.standard_normal((300, 3 * 4 * 4)).astype(np.float32)
+    first, later = (torch.from_numpy(rng.random((1, 3, 16, 16), dtype=np.float32)) for _ in range(2))
+    region = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    region[..., 5:7, 9:11] = True            # overlaps the patches at (4, 8) only
+    prior = PatchPrior(database, size=4, stride=4, region=region)
+    searched = []
+    match = prior.match
+    prior.match = lambda query: searched.append(query.shape[-1]) or match(query)
+    prior.update(first)
+    kept = prior.target.clone()
+    prior.update(later)
+    assert searched == [16, 1]
+    whole = PatchPrior(database, size=4, stride=4)
+    whole.update(later)
+    box = (..., slice(4, 8), slice(8, 12))
+    torch.testing.assert_close(prior.target[box], whole.target[box])
+    rest = torch.ones(16, 16, dtype=torch.bool)
+    rest[4:8, 8:12] = False
+    torch.testing.assert_close(prior.target[..., rest], kept[..., rest])
+    assert not torch.allclose(kept[box], whole.target[box])
+
 def test_trust_weights_matches_by_closeness(photo):
     """With `trust`, a close match votes at full weight and a far one barely counts."""
     own = LocalPatchPrior(normalize_global(photo), trust=0.5)

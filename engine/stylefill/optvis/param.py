@@ -325,6 +325,16 @@ class MaskedParam(ImageParam):
         kept = image[..., top:height - bottom, left:width - right]
         return F.pad(kept, [left, right, top, bottom], mode="reflect")
 
+    def changing(self) -> torch.Tensor:
+        """(1, 1, H, W) bool: the pixels of `image()` the parameters can change (the mask, and
+        the mirror bands, which reflect it)."""
+        region = self.mask > 0
+        top, bottom, left, right = self.mirror
+        height, width = region.shape[-2:]
+        region[..., :top, :] = region[..., height - bottom:, :] = True
+        region[..., :, :left] = region[..., :, width - right:] = True
+        return region
+
     def project(self) -> None:
         self.inner.project()
 

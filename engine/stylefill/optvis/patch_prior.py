@@ -60,12 +60,20 @@ class VotedPrior(ABC):
     squared distance per element: where the database has nothing close, the prior steps back
     (measured: it stops the prior from adding contrast the photo never had, docs/tuning.md).
     `cover` is then each pixel's mean trust, and the loss weights residuals by it.
+    With a `region` (1, 1, H, W), the pixels the optimiser can change (a masked visualisation's
+    selection), only the patches that overlap it are matched again after the first step; the
+    others are fixed pixels and keep their first match (in an insert two thirds of the
+    patches, and of the matching's time, lie outside the selection).
     """
 
-    def __init__(self, size: int, stride: int, every: int, trust: float | None = None):
+    def __init__(self, size: int, stride: int, every: int, trust: float | None = None,
+                 region: torch.Tensor | None = None):
         self.size, self.stride, self.every, self.trust = size, stride, every, trust
         self.target: torch.Tensor | None = None
         self.cover: torch.Tensor | None = None
+        self.live = None if region is None else (
+            F.unfold(region.detach().float().cpu(), size, stride=stride)[0].amax(0) > 0)
+        self.matches: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @abstractmethod
     def match(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +85,7 @@ class VotedPrior(ABC):
         with torch.no_grad():
             xn = normalize_global(image.detach().float().cpu())
             h, w = xn.shape[-2:]
-            matched, dist = self.match(F.unfold(xn, self.size, stride=self.stride))
+            matched, dist = self._match_changing(F.unfold(xn, self.size, stride=self.stride))
             weight = torch.ones_like(dist) if self.trust is None else torch.exp(-dist / self.trust)
             weight = weight[None, None, :].expand_as(matched)
 
@@ -87,6 +95,15 @@ class VotedPrior(ABC):
             votes, total, count = fold(matched * weight), fold(weight), fold(torch.ones_like(weight))
             self.target = (votes / total.clamp_min(1e-6)).to(image.device)
             self.cover = (total / count.clamp_min(1)).to(image.device)
+
+    def _match_changing(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`match`, after the first step only for the patches over the region."""
+        if self.live is None or self.matches is None:
+            self.matches = self.match(query)
+            return self.matches
+        matched, dist = (t.clone() for t in self.matches)
+        matched[..., self.live], dist[self.live] = self.match(query[..., self.live])
+        return matched, dist
 
     def distance(self, image: torch.Tensor) -> torch.Tensor:
         """Squared distance of the normalised image to the voted patches, weighted by cover."""
@@ -104,8 +121,8 @@ class PatchPrior(VotedPrior):
     """Global matching: any database patch may serve any image patch (faiss search)."""
 
     def __init__(self, database: np.ndarray, size: int = 8, stride: int = 4, every: int = 10,
-                 trust: float | None = None):
-        super().__init__(size, stride, every, trust)
+                 trust: float | None = None, region: torch.Tensor | None = None):
+        super().__init__(size, stride, every, trust, region)
         self.database = np.ascontiguousarray(database, dtype=np.float32)
         dim = self.database.shape[1]
         if len(self.database) <= FLAT_LIMIT:
@@ -128,6 +145,7 @@ class PatchPrior(VotedPrior):
         whiten: Whitening | None = None,
         seed: int = 0,
         trust: float | None = None,
+        region: torch.Tensor | None = None,
     ) -> PatchPrior:
         """Cut `size` px patches (stride size/2) out of uint8 (N, P, P, 3) source patches,
         each normalised by its source image's statistics (see `normalize_sources`)."""
@@ -137,7 +155,7 @@ class PatchPrior(VotedPrior):
         if len(cut) > max_patches:
             rng = np.random.default_rng(seed)
             cut = cut[torch.from_numpy(np.sort(rng.choice(len(cut), max_patches, replace=False)))]
-        return cls(cut.numpy(), size, stride, every, trust)
+        return cls(cut.numpy(), size, stride, every, trust, region)
 
     @classmethod
     def from_images(cls, images: torch.Tensor, **kwargs) -> PatchPrior:

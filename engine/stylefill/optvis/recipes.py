@@ -402,7 +402,9 @@ def visualize_masked(net: Backbone | Ensemble, index: int, background: torch.Ten
         weight = selection.to(dev)[..., offset[0]:offset[0] + size[0], offset[1]:offset[1] + size[1]]
         inner = LightMatched(inner, weight, target, light)
     param = MaskedParam(inner, background.to(dev), selection.to(dev), offset, mirror)
-    patch = PatchPrior.from_images(prior_sources, seed=seed) if prior_sources is not None else None
+    patch = None
+    if prior_sources is not None:
+        patch = PatchPrior.from_images(prior_sources, seed=seed, region=param.changing().cpu())
     loss = regularisation(_class_score(net, index, masks, whole), patch)
     if keep:
         loss = loss + keep * obj.change_from(background, (selection > 0).float())
