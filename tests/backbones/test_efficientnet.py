@@ -71,6 +71,38 @@ def test_folded_batch_norms_compute_the_packages_network(backbone, photo):
     assert float((our_grad - their_grad).norm() / their_grad.norm()) < 1e-2
 
 
+
+@pytest.mark.parametrize("side", [224, 113])
+def test_padding_inside_the_convs_computes_the_same_function_to_the_bit(photo, side):
+    """`pad_inside`: stride-1 convs pad inside the conv, not by an F.pad before it (what makes
+    a Lite0 pass a fifth faster): the logits and the input gradient are the same to the bit,
+    at the network's size and at an odd one; only strided convs keep the package's padding."""
+    import copy
+
+    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
+
+    from stylefill.backbones.efficientnet_lite import fold_batch_norms, packaged_weights, pad_inside
+    from stylefill.backbones.weights import load_into, load_state_dict
+
+    package = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    load_into(package, load_state_dict(packaged_weights()), "efficientnet-lite0")
+    package.eval().requires_grad_(False)
+    fold_batch_norms(package)
+    inside = copy.deepcopy(package)
+    pad_inside(inside)
+    kept = [m for m in inside.modules() if isinstance(m, Conv2dDynamicSamePadding)]
+    assert kept and all(tuple(m.stride) == (2, 2) for m in kept)
+
+    def logits_and_grad(net):
+        x = torch.nn.functional.interpolate(photo, size=side, mode="bilinear").requires_grad_(True)
+        logits = net(x)
+        logits[0, 281].backward()
+        return logits.detach(), x.grad
+
+    (ours, our_grad), (theirs, their_grad) = logits_and_grad(inside), logits_and_grad(package)
+    assert torch.equal(ours, theirs) and torch.equal(our_grad, their_grad)
+
 def test_map_size_follows_the_input(backbone):
     assert backbone.map_size(224) == 7
     assert backbone.map_size(320) == 10
