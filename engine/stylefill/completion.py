@@ -319,7 +319,7 @@ def _object_first(ctx: _Context, net: Backbone, index: int, start: torch.Tensor,
         layer(fraction, stage, None if preview is None else placed(preview[:1].detach().cpu()))
 
     solver = _solver(net, settings)
-    cut = settings.object_share and CUT_ITERS
+    cut = CUT_ITERS if settings.object_share else 0
     drawing = settings.render_first / (settings.render_first + cut)
     drawn = visualize_object(solver, index, (height, width),
                              surroundings_amplitude(ctx, height, width), masks=Masks(m7=m7),
