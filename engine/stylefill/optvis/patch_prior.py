@@ -102,7 +102,8 @@ class VotedPrior(ABC):
             self.matches = self.match(query)
             return self.matches
         matched, dist = (t.clone() for t in self.matches)
-        matched[..., self.live], dist[self.live] = self.match(query[..., self.live])
+        if self.live.any():
+            matched[..., self.live], dist[self.live] = self.match(query[..., self.live])
         return matched, dist
 
     def distance(self, image: torch.Tensor) -> torch.Tensor:
