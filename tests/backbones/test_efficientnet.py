@@ -71,7 +71,6 @@ def test_folded_batch_norms_compute_the_packages_network(backbone, photo):
     assert float((our_grad - their_grad).norm() / their_grad.norm()) < 1e-2
 
 
-
 @pytest.mark.parametrize("side", [224, 113])
 def test_padding_inside_the_convs_computes_the_same_function_to_the_bit(photo, side):
     """`pad_inside`: stride-1 convs pad inside the conv, not by an F.pad before it (what makes
@@ -102,6 +101,7 @@ def test_padding_inside_the_convs_computes_the_same_function_to_the_bit(photo, s
 
     (ours, our_grad), (theirs, their_grad) = logits_and_grad(inside), logits_and_grad(package)
     assert torch.equal(ours, theirs) and torch.equal(our_grad, their_grad)
+
 
 def test_map_size_follows_the_input(backbone):
     assert backbone.map_size(224) == 7

@@ -210,7 +210,6 @@ def test_masked_param_mirrors_its_bands_from_the_composite():
     assert grad[..., 19:24, 8:20].abs().min() > 0 and grad[..., 24:, :].abs().sum() == 0
 
 
-
 def test_masked_param_says_which_pixels_it_can_change():
     """`changing()`: the mask and the mirror bands, which reflect it; exactly the pixels whose
     value moves when the parameters do."""
@@ -230,6 +229,7 @@ def test_masked_param_says_which_pixels_it_can_change():
     moved = (param.image().detach() != before).any(1)[0]
     assert not (moved & ~changing).any()
     assert torch.equal(MaskedParam(inner, back, mask).changing()[0, 0], mask[0, 0] > 0)
+
 
 def _steps_towards(param, target: torch.Tensor, iters: int, stop: int) -> None:
     """`stop` of `iters` Adam steps of `param` towards `target`, following the render loop."""

@@ -158,7 +158,6 @@ def test_distance_is_the_mean_over_covered_pixels_and_channels(voted):
     assert float(prior.distance(image)) == pytest.approx(float(manual), rel=1e-5)
 
 
-
 def test_a_region_matches_again_only_the_patches_over_it():
     """With a `region` (the pixels an insert can change), the first step matches every patch;
     later steps match again, with the same search, only the patches that overlap the region,
@@ -185,6 +184,7 @@ def test_a_region_matches_again_only_the_patches_over_it():
     rest[4:8, 8:12] = False
     torch.testing.assert_close(prior.target[..., rest], kept[..., rest])
     assert not torch.allclose(kept[box], whole.target[box])
+
 
 def test_trust_weights_matches_by_closeness(photo):
     """With `trust`, a close match votes at full weight and a far one barely counts."""

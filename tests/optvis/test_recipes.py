@@ -171,7 +171,6 @@ def test_an_object_drawn_on_its_own_canvas_has_the_spectrum_it_is_given(backbone
                                  iters=1, lr=0.05, seed=0, max_gain=2.5)
 
 
-
 def test_an_object_cut_out_of_its_canvas_keeps_more_of_its_class_than_a_blob(backbone, photo):
     """`cut_out`: a ladybug drawn on a canvas of its own, placed on the cat where insert would
     put it (the selection half the crop, the class read under its m5 cells), is cut out by an
