@@ -48,6 +48,11 @@ MIN_OUTLINE = 0.05
 CUT_ITERS = 40
 
 
+def _cut_iters(settings: InsertSettings) -> int:
+    """Steps of learning the object's outline: `CUT_ITERS` with `object_share`, else none."""
+    return CUT_ITERS if settings.object_share else 0
+
+
 @dataclass(frozen=True)
 class InsertSettings:
     """Defaults chosen by measurement (docs/completion.md, docs/tuning.md)."""
@@ -319,7 +324,7 @@ def _object_first(ctx: _Context, net: Backbone, index: int, start: torch.Tensor,
         layer(fraction, stage, None if preview is None else placed(preview[:1].detach().cpu()))
 
     solver = _solver(net, settings)
-    cut = CUT_ITERS if settings.object_share else 0
+    cut = _cut_iters(settings)
     drawing = settings.render_first / (settings.render_first + cut)
     drawn = visualize_object(solver, index, (height, width),
                              surroundings_amplitude(ctx, height, width), masks=Masks(m7=m7),
@@ -460,7 +465,7 @@ def _insert_start(ctx: _Context, work: torch.Tensor, sel: torch.Tensor, net: Bac
     start = (work + settings.noise * noise * sel).clamp(0, 1)
     if not settings.render_first:
         return start, ctx, 0.0
-    drawing = settings.render_first + (CUT_ITERS if settings.object_share else 0)
+    drawing = settings.render_first + _cut_iters(settings)
     first = 0.95 * drawing / (drawing + settings.iters)
     start, outline = _object_first(ctx, net, index, start, sel, m7, settings, seed,
                                    scaled(progress, 0.0, first), cancel)
