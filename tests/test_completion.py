@@ -11,7 +11,14 @@ from PIL import Image, ImageFilter
 
 from stylefill.classification import object_view
 from stylefill.cli import main
-from stylefill.completion import InsertSettings, _context, fill_selection, fill_tv, object_outline
+from stylefill.completion import (
+    InsertSettings,
+    _context,
+    _softened,
+    fill_selection,
+    fill_tv,
+    object_outline,
+)
 from stylefill.errors import Cancelled, InputError
 from stylefill.operations import InsertRequest, ModifyRequest, SuggestRequest, run
 from stylefill.photo_stats import around as around_stats
@@ -280,15 +287,18 @@ def test_a_fill_on_a_smooth_background_is_drawn_smoother_with_a_tv_for_the_photo
     """`tv_photo`: TV weighs more where the photo around the selection is smoother than it. On
     the grass field out of focus (a Gaussian blur, as behind a shallow depth of field) the
     weight rises 5-10x and the fill varies less from pixel to pixel (by a fifth) than with the plain
-    weight, which is the default (`tv_photo` 0). Nothing outside the selection changes."""
+    weight, which is the default (`tv_photo` 0). Both are pasted unsoftened (`soften` 0: the
+    default would blur both to the photo's focus), so the difference is the drawing's. Nothing
+    outside the selection changes."""
     photo = Image.open(grass_field).convert("RGB")
     mask = _rect_mask(photo, RECT)
     blurred = photo.filter(ImageFilter.GaussianBlur(2))
     assert fill_tv(*_context(blurred, mask, InsertSettings()).at(224), InsertSettings()) == 75.0
     index = backbone.categories.index("ladybug")
     variation, tv = {}, {}
-    for label, settings in (("default", InsertSettings(iters=30, render_first=0)),
-                            ("photo's", InsertSettings(iters=30, render_first=0, tv_photo=0.004))):
+    for label, settings in (("default", InsertSettings(iters=30, render_first=0, soften=0.0)),
+                            ("photo's", InsertSettings(iters=30, render_first=0, soften=0.0,
+                                                       tv_photo=0.004))):
         res = fill_selection(blurred, mask, index, backbone, m7=None, prior_images=None, modify=False,
                              seed=0, settings=settings)
         assert res.metrics["outside_changed_pixels"] == 0
@@ -409,3 +419,27 @@ def test_an_insert_cut_to_its_outline_leaves_the_photo_in_the_rest_of_the_select
     assert rim < 0.03 and centre > 0.1, (rim, centre)
     with pytest.raises(InputError, match="render_first"):
         InsertRequest(image=photo, selection=mask, cls="ladybug", object_share=0.6, render_first=0)
+
+
+def test_a_fill_sharper_than_the_photo_around_it_is_softened_to_its_focus(grass_field):
+    """`soften`: on the grass field out of focus (a Gaussian blur, as behind a shallow depth of
+    field) a fill of the sharp grass is blurred just enough for its high-frequency share to come
+    down to its surroundings' (the issue's measure); a fill already smoother than them, and one
+    no blur within the limit brings down, are left as they are."""
+    photo = Image.open(grass_field).convert("RGB")
+    mask = _rect_mask(photo, RECT)
+    ctx = _context(photo.filter(ImageFilter.GaussianBlur(1.5)), mask, InsertSettings())
+    sel = ctx.sel
+    target = around_stats(ctx.rgb / 255.0, sel).high_frequency_share
+    sharp = np.asarray(photo, np.float32)[sel.y0:sel.y1, sel.x0:sel.x1]
+    alpha, grain = np.ones(sharp.shape[:2], np.float32), np.zeros_like(sharp)
+
+    def share(fill: np.ndarray) -> float:
+        return spectrum_stats(np.clip(fill, 0, 255) / 255.0).high_frequency_share
+
+    assert share(sharp) > target + 0.08
+    softened = _softened(ctx, sharp, grain, alpha, most=2.0)
+    assert target - 0.01 < share(softened) <= target, (share(softened), target)
+    smooth = ctx.rgb[sel.y0:sel.y1, sel.x0:sel.x1].astype(np.float32)
+    assert _softened(ctx, smooth, grain, alpha, most=2.0) is smooth
+    assert _softened(ctx, sharp, grain, alpha, most=0.1) is sharp

@@ -717,6 +717,13 @@ DRAWING = Choice(
     [("whole-first", "Whole first, then placed"), ("in-photo", "In the photo"),
      ("outline", "Whole first, cut to its outline")],
     "whole-first", param="render_first", auto="whole-first", convert=DRAWINGS.get)
+FOCUS = Choice(
+    "focus", "_Focus", "How sharp the object is. The photo's: a fill sharper than the photo "
+    "around the selection is blurred to its focus, as an object at the depth of a blurred "
+    "background would be (the engine's default). As drawn: kept as sharp as it was drawn, as "
+    "an object in focus in front of that background",
+    [("photo", "The photo's focus"), ("drawn", "As sharp as drawn")],
+    "photo", param="soften", auto="photo", convert=lambda _: 0.0)
 LAYER = Return("layer", "layer", "Layer", "The new layer holding the result")
 
 
@@ -743,7 +750,7 @@ PROCEDURES = [
         "is a new layer at the selection, the photo's layers are not changed.",
         run_insert,
         [ClassName("Class name or ImageNet index; empty: the best suggestion for the selection"),
-         STYLE, OBJECT, DRAWING, *common()],
+         STYLE, OBJECT, DRAWING, FOCUS, *common()],
         [LAYER], selection=True, extras=("suggestions", "styles")),
     Procedure(
         "modify", "_Modify object...", "Restyle the object inside the selection",

@@ -36,7 +36,8 @@ from stylefill.optvis import recipes
 
 PREVIOUS_VISUALIZE = replace(recipes.VisualizationSettings(), param="fourier", degrade=False)
 PREVIOUS_INSERT = replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", param="fourier",
-                          degrade=False, grain=False, second_network=False, tv=300.0, light=0.0)
+                          degrade=False, grain=False, second_network=False, tv=300.0, light=0.0,
+                          whole=0.0, render_first=0, soften=0.0)
 
 
 def row(label: str, seconds: float, unit: float, n: Naturalness) -> str:

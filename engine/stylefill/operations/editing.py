@@ -71,6 +71,12 @@ class InsertRequest(_Edit):
         "is cut to that outline (0.6: no rectangle of its own; 0: the whole selection is "
         "filled, docs/tuning.md, twenty-first round)"))
 
+    soften: float = Field(SETTINGS.soften, ge=0, le=4, description=(
+        "a fill sharper than the photo around it is blurred to the photo's focus (its "
+        "high-frequency share down to its surroundings'), sigma at most this many network "
+        "pixels: an object at the depth of a blurred background (0: as sharp as drawn, as one "
+        "in focus before it; docs/tuning.md, twenty-second round)"))
+
     def check(self) -> None:
         if self.object_share and not self.render_first:
             raise InputError("object_share needs render_first above 0: the outline comes from "
@@ -116,7 +122,7 @@ def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress
 def insert(req: InsertRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
     return _fill(req, req.index, req.style, False, net, progress, cancel, light=req.light,
-                 render_first=req.render_first, object_share=req.object_share)
+                 render_first=req.render_first, object_share=req.object_share, soften=req.soften)
 
 
 def modify(req: ModifyRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
