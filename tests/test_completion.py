@@ -13,8 +13,9 @@ from stylefill.classification import object_view
 from stylefill.cli import main
 from stylefill.completion import (
     InsertSettings,
+    _blurred,
     _context,
-    _softened,
+    _focus_sigma,
     fill_selection,
     fill_tv,
     object_outline,
@@ -438,8 +439,28 @@ def test_a_fill_sharper_than_the_photo_around_it_is_softened_to_its_focus(grass_
         return spectrum_stats(np.clip(fill, 0, 255) / 255.0).high_frequency_share
 
     assert share(sharp) > target + 0.08
-    softened = _softened(ctx, sharp, grain, alpha, most=2.0)
-    assert target - 0.01 < share(softened) <= target, (share(softened), target)
+    sigma = _focus_sigma(ctx, sharp, grain, alpha, most=2.0)
+    softened = share(_blurred(sharp, sigma))
+    assert 0 < sigma < 2.0 and target - 0.01 < softened <= target, (sigma, softened, target)
     smooth = ctx.rgb[sel.y0:sel.y1, sel.x0:sel.x1].astype(np.float32)
-    assert _softened(ctx, smooth, grain, alpha, most=2.0) is smooth
-    assert _softened(ctx, sharp, grain, alpha, most=0.1) is sharp
+    assert _focus_sigma(ctx, smooth, grain, alpha, most=2.0) == 0.0
+    assert _focus_sigma(ctx, sharp, grain, alpha, most=0.1) == 0.0
+
+
+def test_an_insert_takes_a_blurred_photos_focus_and_a_modify_keeps_the_objects(backbone, grass_field):
+    """On the grass field out of focus the default insert's fill (drawn sharper than the blurred
+    grass) is softened to its surroundings' high-frequency share, and the JSON says how much
+    (`softened`, sigma in photo pixels); modifying that object keeps its own focus. Nothing
+    outside the selection changes."""
+    photo = Image.open(grass_field).convert("RGB").filter(ImageFilter.GaussianBlur(2))
+    mask = _rect_mask(photo, RECT)
+    index = backbone.categories.index("ladybug")
+    res = fill_selection(photo, mask, index, backbone, m7=None, prior_images=None, modify=False,
+                         seed=0, settings=InsertSettings(iters=30, render_first=0))
+    around = around_stats(np.asarray(photo) / 255.0, selection_box(mask)).high_frequency_share
+    share = spectrum_stats(np.asarray(res.photo) / 255.0, mask).high_frequency_share
+    assert res.metrics["softened"] > 0 and res.metrics["outside_changed_pixels"] == 0
+    assert abs(share - around) < 0.01, (share, around)
+    restyled = fill_selection(res.photo, mask, index, backbone, m7=None, prior_images=None,
+                              modify=True, seed=0, settings=InsertSettings(iters=5))
+    assert restyled.metrics["softened"] == 0.0

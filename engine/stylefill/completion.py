@@ -447,27 +447,28 @@ def _grain_gain(ctx: _Context, fill: np.ndarray, grain: np.ndarray, alpha: np.nd
     return settings.level_grain if gain is None else gain
 
 
-def _softened(ctx: _Context, fill: np.ndarray, grain: np.ndarray, alpha: np.ndarray,
-              most: float) -> np.ndarray:
-    """The fill (the selection's box, float) blurred just enough for the selection pasted with
-    `alpha`, `grain` added, to come down to its surroundings' high-frequency share (a Gaussian
-    of sigma at most `most` pixels), or as it is where no such blur does: the share is a ratio,
-    and a wide blur takes a fill's middle frequencies too, leaving the grain's share higher."""
+def _blurred(fill: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(fill, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma > 0 else fill
+
+
+def _focus_sigma(ctx: _Context, fill: np.ndarray, grain: np.ndarray, alpha: np.ndarray,
+                 most: float) -> float:
+    """The least Gaussian blur (sigma, pixels, at most `most`) of the fill (the selection's box,
+    float) that brings the selection pasted with `alpha`, `grain` added, down to its
+    surroundings' high-frequency share; 0 where none does: the share is a ratio, and a wide blur
+    takes a fill's middle frequencies too, leaving the grain's share higher."""
     measure = _pasted_share(ctx, alpha)
     if measure is None:
-        return fill
-
-    def blurred(sigma: float) -> np.ndarray:
-        return cv2.GaussianBlur(fill, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma > 0 else fill
-
+        return 0.0
     share, target = measure
-    sigma = _least(lambda sigma: share(blurred(sigma) + grain) <= target, most, grid=8)
-    return blurred(sigma or 0.0)
+    return _least(lambda sigma: share(_blurred(fill, sigma) + grain) <= target, most, grid=8) or 0.0
 
 
-def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> tuple[np.ndarray, np.ndarray]:
+def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings
+           ) -> tuple[np.ndarray, np.ndarray, float]:
     """The fill (network resolution) scaled to the crop and blended into the photo inside the
-    selection only; the new photo and the alpha it was blended with (photo-sized)."""
+    selection only; the new photo, the alpha it was blended with (photo-sized) and the blur
+    that softened it to the photo's focus (sigma in the photo's pixels, 0 for none)."""
     fill = (fill_work[0].permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
     scale = ctx.side / fill.shape[0]
     up = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
@@ -485,8 +486,9 @@ def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> 
     sel_alpha = alpha[sel.y0 - inside.y0:sel.y1 - inside.y0, sel.x0 - inside.x0:sel.x1 - inside.x0]
     box = fill[ys, xs].astype(np.float32)
     grain = surroundings_grain(ctx, scale) if settings.grain and scale > 1 else np.zeros_like(box)
-    if settings.soften > 0:
-        box = _softened(ctx, box, grain, sel_alpha, settings.soften * max(scale, 1.0))
+    sigma = _focus_sigma(ctx, box, grain, sel_alpha, settings.soften * max(scale, 1.0)) \
+        if settings.soften > 0 else 0.0
+    box = _blurred(box, sigma)
     if settings.grain and settings.level_grain > 0 and scale > 2:
         # Only detail an octave finer than the network's view (and finer than 2 px):
         # levelled grain the networks could see cost the class (docs/tuning.md).
@@ -498,7 +500,7 @@ def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings) -> 
                                                           settings.blend)
     full_alpha = np.zeros(ctx.mask.shape, np.float32)
     full_alpha[inside.y0:inside.y1, inside.x0:inside.x1] = alpha
-    return out, full_alpha
+    return out, full_alpha, sigma
 
 
 def _insert_start(ctx: _Context, work: torch.Tensor, sel: torch.Tensor, net: Backbone, index: int,
@@ -568,9 +570,10 @@ def fill_selection(
                       settings.modify_lr, m7, sources, param, settings, tv, seed,
                       _layer_previews(ctx, size, scaled(progress, mid, 0.95)), cancel)
     report(progress, 0.96, "blending")
-    out, alpha = _paste(ctx, fill, settings)
+    out, alpha, softened = _paste(ctx, fill, settings)
     metrics = _metrics(ctx, out, net, index, prob_before, size, refine, settings)
     metrics["tv"] = tv
+    metrics["softened"] = softened  # sigma of the blur to the photo's focus, photo pixels
     metrics["object_share"] = float(ctx.mask.sum() / selected)  # 1 unless cut to an outline
     metrics["seconds"] = time.perf_counter() - t0
     sel = ctx.sel

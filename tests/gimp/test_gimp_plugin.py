@@ -70,14 +70,16 @@ for proc in PDB.query_procedures("plug-in-stylefill-.*", "", "", "", "", "", "",
     table = {name[len(P):]: args for name, args in run.result.items()}
     styles = [str(i) for i in range(16)]
     insert = table["insert"]
-    assert list(insert) == ["class-name", "style", "object", "drawing", "backbone", "seed",
-                            "iterations", "custom-iterations", "time-limit", "custom-time-limit"]
+    assert list(insert) == ["class-name", "style", "object", "drawing", "focus", "backbone",
+                            "seed", "iterations", "custom-iterations", "time-limit",
+                            "custom-time-limit"]
     assert insert["class-name"]["type"] == "gchararray"   # a name or index; empty: suggested
     assert not insert["class-name"]["default"]
     assert insert["style"] == {"type": "choice", "default": "auto", "choices": ["auto", *styles]}
     assert insert["object"] == {"type": "choice", "default": "fill", "choices": ["fill", "keep-photo"]}
     assert insert["drawing"] == {"type": "choice", "default": "whole-first",
                                  "choices": ["whole-first", "in-photo", "outline"]}
+    assert insert["focus"] == {"type": "choice", "default": "photo", "choices": ["photo", "drawn"]}
     assert insert["backbone"] == {"type": "choice", "default": "auto", "choices": [
         "auto", "efficientnet-lite0", "alexnet", "vgg16"]}
     assert insert["iterations"] == {"type": "choice", "default": "auto",
