@@ -16,6 +16,7 @@ from stylefill.completion import (
     _blurred,
     _context,
     _focus_sigma,
+    _pasted_share,
     fill_selection,
     fill_tv,
     object_outline,
@@ -439,12 +440,13 @@ def test_a_fill_sharper_than_the_photo_around_it_is_softened_to_its_focus(grass_
         return spectrum_stats(np.clip(fill, 0, 255) / 255.0).high_frequency_share
 
     assert share(sharp) > target + 0.08
-    sigma = _focus_sigma(ctx, sharp, grain, alpha, most=2.0)
+    measure = _pasted_share(ctx, alpha)
+    sigma = _focus_sigma(measure, sharp, grain, most=2.0)
     softened = share(_blurred(sharp, sigma))
     assert 0 < sigma < 2.0 and target - 0.01 < softened <= target, (sigma, softened, target)
     smooth = ctx.rgb[sel.y0:sel.y1, sel.x0:sel.x1].astype(np.float32)
-    assert _focus_sigma(ctx, smooth, grain, alpha, most=2.0) == 0.0
-    assert _focus_sigma(ctx, sharp, grain, alpha, most=0.1) == 0.0
+    assert _focus_sigma(measure, smooth, grain, most=2.0) == 0.0
+    assert _focus_sigma(measure, sharp, grain, most=0.1) == 0.0
 
 
 def test_an_insert_takes_a_blurred_photos_focus_and_a_modify_keeps_the_objects(backbone, grass_field):

@@ -400,10 +400,15 @@ def _layer_previews(ctx: _Context, res: int, progress: Progress | None) -> Progr
     return report_layer
 
 
-def _pasted_share(ctx: _Context, alpha: np.ndarray) -> tuple[Callable[[np.ndarray], float], float] | None:
+# The high-frequency share of the selection with a fill pasted, and the share levelling aims at.
+PastedShare = tuple[Callable[[np.ndarray], float], float]
+
+
+def _pasted_share(ctx: _Context, alpha: np.ndarray) -> PastedShare | None:
     """The high-frequency share of the selection with a fill (its box, float 0-255) pasted with
     `alpha` (its box), and the share of the photo around it that levelling aims at (None where
-    the selection has no surroundings to measure)."""
+    the selection has no surroundings to measure). Measured once per paste: the surroundings'
+    spectra are the same for the softening and the grain."""
     sel = ctx.sel
     surroundings = around(ctx.rgb / 255.0, sel)
     if surroundings is None:
@@ -434,30 +439,27 @@ def _least(reached: Callable[[float], bool], most: float, grid: int = 1) -> floa
     return None
 
 
-def _grain_gain(ctx: _Context, fill: np.ndarray, grain: np.ndarray, alpha: np.ndarray,
-                settings: InsertSettings) -> float:
-    """How much `grain` the fill (the selection's box, float) takes, 0 to `level_grain`: enough
-    for the selection pasted with `alpha` (its box) to reach its surroundings' high-frequency
-    share."""
-    measure = _pasted_share(ctx, alpha)
+def _grain_gain(measure: PastedShare | None, fill: np.ndarray, grain: np.ndarray,
+                most: float) -> float:
+    """How much `grain` the fill (the selection's box, float) takes, 0 to `most`: enough for
+    the pasted selection (`measure`) to reach its surroundings' high-frequency share."""
     if measure is None:
         return 0.0
     share, target = measure
-    gain = _least(lambda gain: share(fill + gain * grain) >= target, settings.level_grain)
-    return settings.level_grain if gain is None else gain
+    gain = _least(lambda gain: share(fill + gain * grain) >= target, most)
+    return most if gain is None else gain
 
 
 def _blurred(fill: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(fill, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma > 0 else fill
 
 
-def _focus_sigma(ctx: _Context, fill: np.ndarray, grain: np.ndarray, alpha: np.ndarray,
+def _focus_sigma(measure: PastedShare | None, fill: np.ndarray, grain: np.ndarray,
                  most: float) -> float:
     """The least Gaussian blur (sigma, pixels, at most `most`) of the fill (the selection's box,
-    float) that brings the selection pasted with `alpha`, `grain` added, down to its
+    float) that brings the pasted selection (`measure`), `grain` added, down to its
     surroundings' high-frequency share; 0 where none does: the share is a ratio, and a wide blur
     takes a fill's middle frequencies too, leaving the grain's share higher."""
-    measure = _pasted_share(ctx, alpha)
     if measure is None:
         return 0.0
     share, target = measure
@@ -486,14 +488,17 @@ def _paste(ctx: _Context, fill_work: torch.Tensor, settings: InsertSettings
     sel_alpha = alpha[sel.y0 - inside.y0:sel.y1 - inside.y0, sel.x0 - inside.x0:sel.x1 - inside.x0]
     box = fill[ys, xs].astype(np.float32)
     grain = surroundings_grain(ctx, scale) if settings.grain and scale > 1 else np.zeros_like(box)
-    sigma = _focus_sigma(ctx, box, grain, sel_alpha, settings.soften * max(scale, 1.0)) \
-        if settings.soften > 0 else 0.0
+    levelled = settings.grain and settings.level_grain > 0 and scale > 2
+    measure = _pasted_share(ctx, sel_alpha) if settings.soften > 0 or levelled else None
+    sigma = 0.0
+    if settings.soften > 0:
+        sigma = _focus_sigma(measure, box, grain, settings.soften * max(scale, 1.0))
     box = _blurred(box, sigma)
-    if settings.grain and settings.level_grain > 0 and scale > 2:
+    if levelled:
         # Only detail an octave finer than the network's view (and finer than 2 px):
         # levelled grain the networks could see cost the class (docs/tuning.md).
         finest = surroundings_grain(ctx, min(2.0, scale / 2))
-        grain = grain + _grain_gain(ctx, box + grain, finest, sel_alpha, settings) * finest
+        grain = grain + _grain_gain(measure, box + grain, finest, settings.level_grain) * finest
     fill[ys, xs] = np.clip(box + grain + 0.5, 0, 255).astype(np.uint8)
     out = ctx.rgb.copy()
     out[inside.y0:inside.y1, inside.x0:inside.x1] = blend(region, fill[sl], region_mask, alpha,
