@@ -610,5 +610,13 @@ def load_or_learn(cls: str | int, backbone: str | Backbone = DEFAULT_BACKBONE, *
                  cancel=cancel)
 
 
+def top_image(ss: StyleSet, k: int, longest: int = 1024) -> torch.Tensor:
+    """Style `k`'s top image (the one loading most on it) at its own size, at most `longest`
+    px: (1, 3, H, W), where an insert with `style_start` draws its object from."""
+    image = load_image(ss.image_paths(k, 1)[0])
+    image.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+    return to_tensor(image)
+
+
 def images_tensor(paths: Sequence[Path], size: int) -> torch.Tensor:
     return torch.cat([to_tensor(fit_square(load_image(p), size)) for p in paths])

@@ -357,6 +357,8 @@ PHOTO = noise()
     ({"kind": "insert", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8],
       "params": {"class": "hay", "object_share": 0.6, "render_first": 0}}, 400,
      "object_share needs render_first above 0"),
+    ({"kind": "insert", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8],
+      "params": {"class": "hay", "style_start": True}}, 400, "style_start needs a style"),
     ({"kind": "visualize", "image": b64_png(PHOTO), "params": {"class": "ladybug"}}, 400,
      "visualize takes no 'image'"),
     ({"kind": "invert", "image": b64_png(PHOTO), "rect": [0, 0, 8, 8]}, 400,

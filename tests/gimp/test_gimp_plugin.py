@@ -78,7 +78,7 @@ for proc in PDB.query_procedures("plug-in-stylefill-.*", "", "", "", "", "", "",
     assert insert["style"] == {"type": "choice", "default": "auto", "choices": ["auto", *styles]}
     assert insert["object"] == {"type": "choice", "default": "fill", "choices": ["fill", "keep-photo"]}
     assert insert["drawing"] == {"type": "choice", "default": "whole-first",
-                                 "choices": ["whole-first", "in-photo", "outline"]}
+                                 "choices": ["whole-first", "in-photo", "outline", "style-image"]}
     assert insert["focus"] == {"type": "choice", "default": "photo", "choices": ["photo", "drawn"]}
     assert insert["backbone"] == {"type": "choice", "default": "auto", "choices": [
         "auto", "efficientnet-lite0", "alexnet", "vgg16"]}
@@ -221,6 +221,7 @@ calls = [
     ("insert", dict(class_name="ladybug", drawing="outline", focus="drawn", **quick)),
     ("insert", dict(class_name="ladybug", drawing="in-photo", iterations="custom",
                     custom_iterations=7, **quick)),
+    ("insert", dict(class_name="ladybug", style="1", drawing="style-image", **quick)),
     ("invert", dict(**quick)),
     ("learn-styles", dict(class_name="tabby", folder=Gio.File.new_for_path({str(photos)!r}),
                           topics="custom", custom_topics=2)),
@@ -231,7 +232,7 @@ image.delete()
 """, env=env)
     res = run.result
     assert res["status"][:3] == ["success", "cancel", "success"], res
-    assert proxy.count("GET /v1/health") == 9          # one per run
+    assert proxy.count("GET /v1/health") == 10         # one per run
     suggest, *jobs = [{k: v for k, v in b.items() if k != "path"} for b in proxy.bodies]
     assert suggest == {"top": 3}
     assert jobs == [
@@ -244,6 +245,8 @@ image.delete()
         {"kind": "insert", "params": {"class": "ladybug", "object_share": 0.6, "soften": 0.0,
                                       "seed": 0}},
         {"kind": "insert", "params": {"class": "ladybug", "render_first": 0, "iters": 7,
+                                      "seed": 0}},
+        {"kind": "insert", "params": {"class": "ladybug", "style": 1, "style_start": True,
                                       "seed": 0}},
         {"kind": "invert", "params": {"prior": "patch", "seed": 0}},
         {"kind": "learn_styles", "params": {"class": "tabby", "folder": str(photos),
@@ -414,7 +417,8 @@ image.delete()
 
 def test_missing_input_is_refused_before_the_engine_is_asked(gimp, counted):
     """No selection (Insert, Modify, Suggest, also run interactively: no dialog opens), no class
-    (Visualize, Learn styles), no folder and no 'Without photos' (Learn styles): each is an
+    (Visualize, Learn styles), no folder and no 'Without photos' (Learn styles), Drawing 'from
+    the style's image' with the style left to Auto (Insert): each is an
     error that says what to do, and not one request (not even a health check) reaches the
     engine; no layer appears."""
     proxy, env = counted
@@ -428,6 +432,8 @@ OUT["insert-dialog"] = call("plug-in-stylefill-insert", image, [layer],
                             run_mode=Gimp.RunMode.INTERACTIVE)
 image.select_rectangle(Gimp.ChannelOps.REPLACE, 60, 60, 100, 100)
 OUT["visualize"] = call("plug-in-stylefill-visualize", image, [layer], class_name="  ")
+OUT["style-image"] = call("plug-in-stylefill-insert", image, [layer], class_name="ladybug",
+                          drawing="style-image")
 OUT["learn-class"] = call("plug-in-stylefill-learn-styles", None, [], data_free=True)
 OUT["learn-folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tabby")
 OUT["layers"] = names(image)
@@ -440,8 +446,9 @@ image.delete()
     assert res["visualize"]["message"].startswith("Type the class to visualise")
     assert res["learn-class"]["message"] == "Type the class whose styles to learn"
     assert res["learn-folder"]["message"].startswith("Choose a folder of photos of the class")
+    assert res["style-image"]["message"].startswith("Choose a style: Drawing 'Whole first, from")
     assert all(res[k]["status"] == "execution-error" for k in ("visualize", "learn-class",
-                                                                 "learn-folder"))
+                                                                 "learn-folder", "style-image"))
     assert res["layers"] == ["Background"]
     assert sum(proxy.counts.values()) == 0, proxy.counts
 

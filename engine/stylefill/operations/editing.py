@@ -76,11 +76,18 @@ class InsertRequest(_Edit):
         "high-frequency share down to its surroundings'), sigma at most this many network "
         "pixels: an object at the depth of a blurred background (0: as sharp as drawn, as one "
         "in focus before it; docs/tuning.md, twenty-second round)"))
+    style_start: bool = Field(SETTINGS.style_start, description=(
+        "with a style and render_first: the object's canvas starts from the style's top image "
+        "(its layout and colours) instead of grey noise, so that each style draws an object of "
+        "its own; off: the styles' objects look much alike (docs/tuning.md, twenty-third round)"))
 
     def check(self) -> None:
         if self.object_share and not self.render_first:
             raise InputError("object_share needs render_first above 0: the outline comes from "
                              "drawing the object first (e.g. render_first 100)")
+        if self.style_start and (self.style is None or not self.render_first):
+            raise InputError("style_start needs a style and render_first above 0: the object's "
+                             "canvas starts from that style's image (e.g. style 0)")
 
 
 class ModifyRequest(_Edit):
@@ -113,16 +120,18 @@ def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress
         m7, prior, progress = style_pathway(index, net, style, net.input_size, progress, cancel)
     settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine,
                        keep_photo=req.keep_photo, **insert_only)
+    top = styles.top_image(styles.load(index, net.name), style) if settings.style_start else None
     res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
-                         modify=modify, seed=req.seed, settings=settings, progress=progress,
-                         cancel=cancel)
+                         modify=modify, seed=req.seed, settings=settings, style_image=top,
+                         progress=progress, cancel=cancel)
     return _outcome(res, style, net.name)
 
 
 def insert(req: InsertRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:
     net = network(req.backbone, progress)
     return _fill(req, req.index, req.style, False, net, progress, cancel, light=req.light,
-                 render_first=req.render_first, object_share=req.object_share, soften=req.soften)
+                 render_first=req.render_first, object_share=req.object_share, soften=req.soften,
+                 style_start=req.style_start)
 
 
 def modify(req: ModifyRequest, progress: Progress | None, cancel: Cancel | None) -> Outcome:

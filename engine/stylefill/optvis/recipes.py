@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import patchdb
 from ..backbones import Backbone, Ensemble, Masks
@@ -316,15 +317,21 @@ class DrawnObject:
 def visualize_object(net: Backbone | Ensemble, index: int, size: tuple[int, int],
                      amplitude: torch.Tensor, *, masks: Masks | None, iters: int, lr: float,
                      seed: int, max_gain: float, whole: float = 0.0,
+                     start: torch.Tensor | None = None,
                      progress: Progress | None = None, stage: str = "drawing the object",
                      cancel: Cancel | None = None) -> DrawnObject:
     """Eq. 2 on a canvas of its own, `size` (height, width): the object alone at the size it
     will have, MACO-parameterised with the fixed spectrum `amplitude` (3, h, w // 2 + 1), each
     colour channel's contrast free to grow up to `max_gain` times, seen through blurred and
     resampled views. Object completion draws it with the spectrum of the photo around the
-    selection, then solves it in context (`stylefill.completion`)."""
-    start = start_noise((1, 3, *size), seed, 0.01).to(net.device)
-    param = MagnitudeParam(start, amplitude, max_gain=max_gain)
+    selection, then solves it in context (`stylefill.completion`). From grey noise, or from the
+    phase and mean colour of a `start` image (1, 3, H, W), resized to the canvas: a style's own
+    image gives each style a layout and colours of its own (docs/tuning.md, 23rd round)."""
+    if start is None:
+        start = start_noise((1, 3, *size), seed, 0.01)
+    else:
+        start = F.interpolate(start, size=size, mode="bilinear", antialias=True).clamp(0, 1)
+    param = MagnitudeParam(start.to(net.device), amplitude, max_gain=max_gain)
     image = render(net, _class_score(net, index, masks, whole), param, iters=iters, lr=lr,
                    transforms=tf.robust(max(size) / 224, True), masks=masks, seed=seed,
                    progress=progress, stage=stage, cancel=cancel).image.cpu()
