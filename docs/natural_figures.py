@@ -136,7 +136,7 @@ def inserted(folder: Path, work: Path) -> list[dict]:
         mask = rect_mask(rect, photo.size)
         index = net.categories.index(cls)
         for style in (0, 1):
-            m7, prior, _ = style_pathway(index, net, style, net.input_size)
+            m7, prior, _, _ = style_pathway(index, net, style, net.input_size)
             for label, settings in INSERT_SETTINGS.items():
                 res = fill_selection(photo, mask, index, net, m7=m7, prior_images=prior, modify=False,
                                      seed=0, settings=settings)

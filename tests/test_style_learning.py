@@ -65,8 +65,10 @@ def test_a_class_is_learned_once_and_a_cancelled_waiter_does_not_stop_it(backbon
 def test_a_job_needing_a_style_waits_for_the_run_with_an_estimate(backbone, quick_learning):
     index = backbone.categories.index("tench")
     seen = []
-    m7, images, rest = style_pathway(index, backbone, 1, 64, lambda f, s, p=None: seen.append((f, s)))
+    m7, images, rest, learned = style_pathway(index, backbone, 1, 64,
+                                              lambda f, s, p=None: seen.append((f, s)))
     assert m7.shape == (backbone.units("fc7"),) and images.shape[-2:] == (64, 64)
+    assert learned.index == index and (learned.m7(1) == m7).all()  # the set they came from
     assert seen and all(f <= 0.5 for f, _ in seen) and rest is not None
     assert any(" s left" in s for _, s in seen), seen[-3:]
 

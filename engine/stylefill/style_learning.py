@@ -210,14 +210,17 @@ LEARNER = StyleLearner()
 
 
 def style_pathway(index: int, net: Backbone, style: int, size: int, progress: Progress | None = None,
-                  cancel: Cancel | None = None) -> tuple[torch.Tensor, torch.Tensor, Progress | None]:
-    """A learned style's m7 mask and its images (for the patch prior), and the progress left
-    for the caller. A class without styles has its data-free styles learned first (the class's
-    one run, `LEARNER`), in the first half of `progress`, so the caller's work fills the second."""
+                  cancel: Cancel | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, Progress | None, styles.StyleSet]:
+    """A learned style's m7 mask and its images (for the patch prior), the progress left for
+    the caller, and the style set they came from (one load: insert's `style_start` takes the
+    style's top image from it too). A class without styles has its data-free styles learned
+    first (the class's one run, `LEARNER`), in the first half of `progress`, so the caller's
+    work fills the second."""
     rest = progress
     if not styles.is_learned(index, net.name):
         run = LEARNER.ensure(index, net)
         LEARNER.wait(run, scaled(progress, 0.0, 0.5), cancel)
         rest = scaled(progress, 0.5, 1.0)
     ss = styles.load(index, net.name)
-    return ss.m7(style), styles.images_tensor(ss.image_paths(style, 8), size), rest
+    return ss.m7(style), styles.images_tensor(ss.image_paths(style, 8), size), rest, ss

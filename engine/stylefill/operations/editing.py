@@ -115,12 +115,13 @@ def _outcome(res: EditResult, style: int | None, backbone: str) -> Outcome:
 def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress: Progress | None,
           cancel: Cancel | None, **insert_only: float) -> Outcome:
     """Insert or modify; `insert_only` are the InsertSettings only an insert's request has."""
-    m7 = prior = None
+    m7 = prior = learned = None
     if style is not None:
-        m7, prior, progress = style_pathway(index, net, style, net.input_size, progress, cancel)
+        m7, prior, progress, learned = style_pathway(index, net, style, net.input_size, progress,
+                                                     cancel)
     settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine,
                        keep_photo=req.keep_photo, **insert_only)
-    top = styles.top_image(styles.load(index, net.name), style) if settings.style_start else None
+    top = styles.top_image(learned, style) if settings.style_start else None
     res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
                          modify=modify, seed=req.seed, settings=settings, style_image=top,
                          progress=progress, cancel=cancel)

@@ -100,8 +100,8 @@ def visualize(req: VisualizeRequest, progress: Progress | None, cancel: Cancel |
                        patch=recipes.PATCH_WEIGHT if req.prior == "patch" else 0.0)
     prior_images = None
     if req.style is not None:
-        m7, prior_images, progress = style_pathway(req.index, net, req.style, req.size, progress,
-                                                   cancel)
+        m7, prior_images, progress, _ = style_pathway(req.index, net, req.style, req.size,
+                                                      progress, cancel)
         masks = masks or Masks()
         masks.m7 = m7 if masks.m7 is None else masks.m7 * m7.to(masks.m7)
         settings = replace(settings, patch=recipes.PATCH_WEIGHT)
