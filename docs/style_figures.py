@@ -37,7 +37,8 @@ STYLES, SEEDS, CELL = range(4), (0, 1), 110
 
 
 def _box(work: Path, label: str, cls: str, style: int, seed: int) -> Path:
-    return work / f"{label.split()[-1].strip('.')}-{cls.replace(' ', '_')}-{style}-{seed}.png"
+    tag = "style_start" if VARIANTS[label] else "default"
+    return work / f"{tag}-{cls.replace(' ', '_')}-{style}-{seed}.png"
 
 
 def inserted(folder: Path, work: Path) -> list[dict]:
