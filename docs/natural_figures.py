@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from stylefill import styles
 from stylefill.backbones import load_backbone
 from stylefill.cli import main as cli
 from stylefill.completion import IN_THE_PHOTO, InsertSettings, fill_selection
@@ -63,7 +64,8 @@ INSERTS = (  # held-out photo (name contains), class, selection as fractions x0,
 # surroundings' detail, the class under Lite0's whole head beside the style's pathway), grown out
 # of the photo; after: today's, the same with the object drawn whole first (100 steps on a
 # canvas of its own) and 80 steps in the photo (docs/tuning.md, nineteenth round), a fill sharper
-# than the photo around it softened to its focus (twenty-second round).
+# than the photo around it softened to its focus (twenty-second round), the canvas started from the
+# style's top image (twenty-fourth round).
 INSERT_SETTINGS = {"before": replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", degrade=False,
                                      second_network=False, level_grain=0.0, whole=0.0, tv=300.0,
                                      light=0.0, render_first=0, soften=0.0),
@@ -136,10 +138,10 @@ def inserted(folder: Path, work: Path) -> list[dict]:
         mask = rect_mask(rect, photo.size)
         index = net.categories.index(cls)
         for style in (0, 1):
-            m7, prior, _, _ = style_pathway(index, net, style, net.input_size)
+            m7, prior, _, learned = style_pathway(index, net, style, net.input_size)
             for label, settings in INSERT_SETTINGS.items():
                 res = fill_selection(photo, mask, index, net, m7=m7, prior_images=prior, modify=False,
-                                     seed=0, settings=settings)
+                                     seed=0, settings=settings, style_image=styles.top_image(learned, style))
                 found = naturalness(net, judge, res.photo, index, mask)
                 cx, cy, side, _ = res.metrics["context"]
                 res.photo.crop((max(0, cx), max(0, cy), min(w, cx + side), min(h, cy + side))).save(

@@ -1,15 +1,17 @@
-"""Regenerate the picture and numbers of inserts in each style (docs/tuning.md, twenty-third round).
+"""Regenerate the picture and numbers of inserts in each style (docs/tuning.md, twenty-third
+and twenty-fourth rounds).
 
     .venv/bin/python docs/style_figures.py HELD_OUT [--work /tmp/stylefill-styles]
 
 HELD_OUT: `python -m stylefill.photo_sets held-out HELD_OUT`. The six held-out insert cases of
 docs/natural_figures.py get their class in data-free styles 0-3 at seeds 0 and 1, through the
-engine's own request, once by default and once with `style_start` (the canvas starts from the
-style's top image). Each is measured by `stylefill.naturalness` with its selection; the table
-printed at the end counts issue 14's bars and the styles' identity: how often an insert at seed
-0 is nearer (Lite0 fc7 cosine of the selection's box) to its own style's insert at seed 1 than
-to another style's. docs/images/style-start.jpg shows seed 0: the default, from the style's
-image, and each style's top image.
+engine's own request, once with the canvas started from grey noise (`style_start` off, the
+default until the twenty-fourth round) and once from the style's top image (the default). Each
+is measured by `stylefill.naturalness` with its selection; the table printed at the end counts
+issue 14's bars and the styles' identity: how often an insert at seed 0 is nearer (Lite0 fc7
+cosine of the selection's box) to its own style's insert at seed 1 than to another style's.
+docs/images/style-start.jpg shows seed 0: from grey noise, from the style's image, and each
+style's top image.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ from stylefill.naturalness import naturalness
 from stylefill.operations import InsertRequest, run
 from stylefill.styles import fc7_features
 
-VARIANTS = {"default": False, "from the style's image": True}
+VARIANTS = {"from grey noise": False, "from the style's image (the default)": True}
 STYLES, SEEDS, CELL = range(4), (0, 1), 110
 
 
 def _box(work: Path, label: str, cls: str, style: int, seed: int) -> Path:
-    tag = "style_start" if VARIANTS[label] else "default"
+    tag = "style_start" if VARIANTS[label] else "noise"
     return work / f"{tag}-{cls.replace(' ', '_')}-{style}-{seed}.png"
 
 
@@ -95,7 +97,8 @@ def table(rows: list[dict], work: Path) -> str:
 
 
 def figure(work: Path, out: Path) -> None:
-    """Seed 0: the default's four styles, then from the style's image, then each top image."""
+    """Seed 0: the four styles from grey noise, then from the style's image, then each top
+    image."""
     net = load_backbone()
     gap, top, width = 12, 22, 4 * CELL
     sheet = Image.new("RGB", (3 * width + 2 * gap, top + CELL * len(INSERTS)), "white")

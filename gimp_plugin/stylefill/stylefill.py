@@ -609,12 +609,6 @@ def run_learn(call):
     return count, json.dumps(listing)
 
 
-def style_for_style_image(config):
-    if config.get_property("drawing") == "style-image" and config.get_property("style") == "auto":
-        return "Choose a style: Drawing 'Whole first, from the style's image' starts from its image"
-    return None
-
-
 def folder_or_without_photos(config):
     if config.get_property("folder") is None and not config.get_property("data-free"):
         return "Choose a folder of photos of the class, or tick 'Without photos'"
@@ -711,21 +705,20 @@ OBJECT = Choice(
 IN_PHOTO = {"render_first": 0, "iters": 100}  # grown out of the photo (the default before the 19th round)
 OBJECT_SHARE = 0.6  # the share of the selection an outlined object covers (21st round)
 DRAWINGS = {"in-photo": IN_PHOTO, "outline": {"object_share": OBJECT_SHARE},
-            "style-image": {"style_start": True}}
+            "noise": {"style_start": False}}
 DRAWING = Choice(
     "drawing", "_Drawing", "How the object is drawn. Whole first: drawn alone on a canvas of the "
-    "selection's size at the photo's spectrum, then placed and finished in the photo (the "
-    "engine's default: better recognised on most test photos, not all). In the photo: grown out "
-    "of the photo in the selection (the earlier default; up to a fifth faster on square "
-    "selections). Cut to its outline: "
-    "drawn whole first, then cut out of its canvas in the photo, keeping about 60 % of the "
-    "selection, which is then cut to the object's shape (no rectangle of its own, but less "
-    "surely the class, and about a fifth slower). From the style's image: drawn whole first, "
-    "starting from the chosen style's own image, so that each style gives an object of its own "
-    "layout and colours (otherwise the styles' objects look much alike; needs a style)",
-    [("whole-first", "Whole first, then placed"), ("in-photo", "In the photo"),
-     ("outline", "Whole first, cut to its outline"),
-     ("style-image", "Whole first, from the style's image")],
+    "selection's size at the photo's spectrum, starting from the chosen style's own image so "
+    "that each style gives an object of its own layout and colours, then placed and finished in "
+    "the photo (the engine's default: better recognised on most test photos, not all). From "
+    "grey noise: the same, but every style starts from the same grey (the styles' objects look "
+    "much alike; the default before the twenty-fourth round). In the photo: grown out of the "
+    "photo in the selection (the earlier default; up to a fifth faster on square selections). "
+    "Cut to its outline: drawn whole first, then cut out of its canvas in the photo, keeping "
+    "about 60 % of the selection, which is then cut to the object's shape (no rectangle of its "
+    "own, but less surely the class, and about a fifth slower)",
+    [("whole-first", "Whole first, then placed"), ("noise", "Whole first, from grey noise"),
+     ("in-photo", "In the photo"), ("outline", "Whole first, cut to its outline")],
     "whole-first", param="render_first", auto="whole-first", convert=DRAWINGS.get)
 FOCUS = Choice(
     "focus", "_Focus", "How sharp the object is. The photo's: a fill sharper than the photo "
@@ -761,7 +754,7 @@ PROCEDURES = [
         run_insert,
         [ClassName("Class name or ImageNet index; empty: the best suggestion for the selection"),
          STYLE, OBJECT, DRAWING, FOCUS, *common()],
-        [LAYER], selection=True, extras=("suggestions", "styles"), check=style_for_style_image),
+        [LAYER], selection=True, extras=("suggestions", "styles")),
     Procedure(
         "modify", "_Modify object...", "Restyle the object inside the selection",
         "Re-renders what is selected in another learned style of its class; the result is a "

@@ -78,7 +78,7 @@ for proc in PDB.query_procedures("plug-in-stylefill-.*", "", "", "", "", "", "",
     assert insert["style"] == {"type": "choice", "default": "auto", "choices": ["auto", *styles]}
     assert insert["object"] == {"type": "choice", "default": "fill", "choices": ["fill", "keep-photo"]}
     assert insert["drawing"] == {"type": "choice", "default": "whole-first",
-                                 "choices": ["whole-first", "in-photo", "outline", "style-image"]}
+                                 "choices": ["whole-first", "noise", "in-photo", "outline"]}
     assert insert["focus"] == {"type": "choice", "default": "photo", "choices": ["photo", "drawn"]}
     assert insert["backbone"] == {"type": "choice", "default": "auto", "choices": [
         "auto", "efficientnet-lite0", "alexnet", "vgg16"]}
@@ -221,7 +221,7 @@ calls = [
     ("insert", dict(class_name="ladybug", drawing="outline", focus="drawn", **quick)),
     ("insert", dict(class_name="ladybug", drawing="in-photo", iterations="custom",
                     custom_iterations=7, **quick)),
-    ("insert", dict(class_name="ladybug", style="1", drawing="style-image", **quick)),
+    ("insert", dict(class_name="ladybug", style="1", drawing="noise", **quick)),
     ("invert", dict(**quick)),
     ("learn-styles", dict(class_name="tabby", folder=Gio.File.new_for_path({str(photos)!r}),
                           topics="custom", custom_topics=2)),
@@ -246,7 +246,7 @@ image.delete()
                                       "seed": 0}},
         {"kind": "insert", "params": {"class": "ladybug", "render_first": 0, "iters": 7,
                                       "seed": 0}},
-        {"kind": "insert", "params": {"class": "ladybug", "style": 1, "style_start": True,
+        {"kind": "insert", "params": {"class": "ladybug", "style": 1, "style_start": False,
                                       "seed": 0}},
         {"kind": "invert", "params": {"prior": "patch", "seed": 0}},
         {"kind": "learn_styles", "params": {"class": "tabby", "folder": str(photos),
@@ -417,8 +417,7 @@ image.delete()
 
 def test_missing_input_is_refused_before_the_engine_is_asked(gimp, counted):
     """No selection (Insert, Modify, Suggest, also run interactively: no dialog opens), no class
-    (Visualize, Learn styles), no folder and no 'Without photos' (Learn styles), Drawing 'from
-    the style's image' with the style left to Auto (Insert): each is an
+    (Visualize, Learn styles), no folder and no 'Without photos' (Learn styles): each is an
     error that says what to do, and not one request (not even a health check) reaches the
     engine; no layer appears."""
     proxy, env = counted
@@ -432,8 +431,6 @@ OUT["insert-dialog"] = call("plug-in-stylefill-insert", image, [layer],
                             run_mode=Gimp.RunMode.INTERACTIVE)
 image.select_rectangle(Gimp.ChannelOps.REPLACE, 60, 60, 100, 100)
 OUT["visualize"] = call("plug-in-stylefill-visualize", image, [layer], class_name="  ")
-OUT["style-image"] = call("plug-in-stylefill-insert", image, [layer], class_name="ladybug",
-                          drawing="style-image")
 OUT["learn-class"] = call("plug-in-stylefill-learn-styles", None, [], data_free=True)
 OUT["learn-folder"] = call("plug-in-stylefill-learn-styles", None, [], class_name="tabby")
 OUT["layers"] = names(image)
@@ -446,9 +443,8 @@ image.delete()
     assert res["visualize"]["message"].startswith("Type the class to visualise")
     assert res["learn-class"]["message"] == "Type the class whose styles to learn"
     assert res["learn-folder"]["message"].startswith("Choose a folder of photos of the class")
-    assert res["style-image"]["message"].startswith("Choose a style: Drawing 'Whole first, from")
     assert all(res[k]["status"] == "execution-error" for k in ("visualize", "learn-class",
-                                                                 "learn-folder", "style-image"))
+                                                                 "learn-folder"))
     assert res["layers"] == ["Background"]
     assert sum(proxy.counts.values()) == 0, proxy.counts
 

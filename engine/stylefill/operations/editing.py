@@ -79,13 +79,16 @@ class InsertRequest(_Edit):
     style_start: bool = Field(SETTINGS.style_start, description=(
         "with a style and render_first: the object's canvas starts from the style's top image "
         "(its layout and colours) instead of grey noise, so that each style draws an object of "
-        "its own; off: the styles' objects look much alike (docs/tuning.md, twenty-third round)"))
+        "its own (no effect in any style); off: the styles' objects look much alike "
+        "(docs/tuning.md, twenty-third and twenty-fourth rounds)"))
 
     def check(self) -> None:
         if self.object_share and not self.render_first:
             raise InputError("object_share needs render_first above 0: the outline comes from "
                              "drawing the object first (e.g. render_first 100)")
-        if self.style_start and (self.style is None or not self.render_first):
+        # On by default, where it only applies with a style; asked for by name, it needs one.
+        asked = self.style_start and "style_start" in self.model_fields_set
+        if asked and (self.style is None or not self.render_first):
             raise InputError("style_start needs a style and render_first above 0: the object's "
                              "canvas starts from that style's image (e.g. style 0)")
 
@@ -121,7 +124,8 @@ def _fill(req: _Edit, index: int, style: int | None, modify: bool, net, progress
                                                      cancel)
     settings = replace(SETTINGS, iters=req.iters, blend=req.blend, refine=req.refine,
                        keep_photo=req.keep_photo, **insert_only)
-    top = styles.top_image(learned, style) if settings.style_start else None
+    drawn_from_style = settings.style_start and learned is not None and not modify
+    top = styles.top_image(learned, style) if drawn_from_style else None
     res = fill_selection(req.image, req.selection, index, net, m7=m7, prior_images=prior,
                          modify=modify, seed=req.seed, settings=settings, style_image=top,
                          progress=progress, cancel=cancel)
