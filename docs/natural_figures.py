@@ -65,11 +65,12 @@ INSERTS = (  # held-out photo (name contains), class, selection as fractions x0,
 # of the photo; after: today's, the same with the object drawn whole first (100 steps on a
 # canvas of its own) and 80 steps in the photo (docs/tuning.md, nineteenth round), a fill sharper
 # than the photo around it softened to its focus (twenty-second round), the canvas started from the
-# style's top image (twenty-fourth round).
+# style's top image (twenty-fourth round) and the fill drawn half way to the photo's light
+# (twenty-sixth round).
 INSERT_SETTINGS = {"before": replace(InsertSettings(), iters=150, lr=0.02, blend="seamless", degrade=False,
                                      second_network=False, level_grain=0.0, whole=0.0, tv=300.0,
                                      light=0.0, render_first=0, soften=0.0),
-                   "in the photo": replace(IN_THE_PHOTO, soften=0.0),
+                   "in the photo": replace(IN_THE_PHOTO, soften=0.0, light=0.0),
                    "after": InsertSettings()}
 
 
