@@ -140,9 +140,10 @@ def inserted(folder: Path, work: Path) -> list[dict]:
         index = net.categories.index(cls)
         for style in (0, 1):
             m7, prior, _, learned = style_pathway(index, net, style, net.input_size)
+            top = styles.top_image(learned, style)
             for label, settings in INSERT_SETTINGS.items():
                 res = fill_selection(photo, mask, index, net, m7=m7, prior_images=prior, modify=False,
-                                     seed=0, settings=settings, style_image=styles.top_image(learned, style))
+                                     seed=0, settings=settings, style_image=top)
                 found = naturalness(net, judge, res.photo, index, mask)
                 cx, cy, side, _ = res.metrics["context"]
                 res.photo.crop((max(0, cx), max(0, cy), min(w, cx + side), min(h, cy + side))).save(

@@ -394,8 +394,8 @@ def test_an_insert_drawn_from_its_styles_image_is_an_object_of_that_style(
     look much alike (docs/tuning.md, twenty-third and twenty-fourth rounds). Asked for by name,
     it needs a style and the object drawn first."""
     import torch.nn.functional as F
-    from torchvision.transforms.functional import to_tensor
 
+    from stylefill.images import to_tensor
 
     monkeypatch.setenv("STYLEFILL_MODELS", str(models_root))
     photo = Image.open(grass_field).convert("RGB")
@@ -405,7 +405,7 @@ def test_an_insert_drawn_from_its_styles_image_is_an_object_of_that_style(
     def box(style: int, seed: int):
         res = run(InsertRequest(image=photo, selection=mask, cls="ladybug", style=style, seed=seed))
         assert res.metrics["prob_after"] >= 0.5 and res.metrics["outside_changed_pixels"] == 0
-        return to_tensor(res.image.crop((x, y, x + w, y + h)))[None]
+        return to_tensor(res.image.crop((x, y, x + w, y + h)))
 
     def unit(images):
         return F.normalize(torch.from_numpy(fc7_features(backbone, images)), dim=1)
@@ -415,7 +415,7 @@ def test_an_insert_drawn_from_its_styles_image_is_an_object_of_that_style(
         return (g - g.mean()) / g.std()
 
     drawn, rerun, other = box(0, 0), box(0, 1), box(1, 0)
-    first = [to_tensor(Image.open(ladybug_styles.image_paths(k, 1)[0]).convert("RGB"))[None]
+    first = [to_tensor(Image.open(ladybug_styles.image_paths(k, 1)[0]).convert("RGB"))
              for k in (0, 1)]
     own, theirs = (float((grey(drawn) * grey(image)).mean()) for image in first)
     assert own > theirs + 0.1, (own, theirs)
