@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .backbones import Backbone, Ensemble, Masks, load_second_network
+from .backbones import Backbone, Masks, with_second_network
 from .classification import class_prob
 from .errors import InputError
 from .masks import cells_under
@@ -303,10 +303,6 @@ def fill_tv(back: torch.Tensor, sel: torch.Tensor, settings: InsertSettings) -> 
     return settings.tv * max(1.0, smooth)
 
 
-def _solver(net: Backbone, settings: InsertSettings) -> Backbone | Ensemble:
-    return Ensemble(net, load_second_network(str(net.device))) if settings.second_network else net
-
-
 def object_outline(alpha: np.ndarray, cut: float = 0.5) -> np.ndarray:
     """An object's pixels (bool) from its alpha (h, w): above `cut`, the parts at least a tenth
     of the largest, their holes filled."""
@@ -345,7 +341,7 @@ def _object_first(ctx: _Context, net: Backbone, index: int, start: torch.Tensor,
     def report_placed(fraction: float, stage: str, preview: torch.Tensor | None = None) -> None:
         layer(fraction, stage, None if preview is None else placed(preview[:1].detach().cpu()))
 
-    solver = _solver(net, settings)
+    solver = with_second_network(net, settings.second_network)
     cut = _cut_iters(settings)
     drawing = settings.render_first / (settings.render_first + cut)
     drawn = visualize_object(solver, index, (height, width),
@@ -381,7 +377,7 @@ def _solve(ctx: _Context, net: Backbone, index: int, start: torch.Tensor, res: i
         amplitude = surroundings_amplitude(ctx, height, width)
     elif param != "fourier":
         raise InputError(f"unknown fill parameterisation '{param}'; choose fourier or maco")
-    solver = _solver(net, settings)
+    solver = with_second_network(net, settings.second_network)
     alpha = ctx.alpha_at(res, settings) if settings.blend == "alpha" else sel
     return visualize_masked(solver, index, back, alpha, start, masks=masks, mirror=ctx.mirror_at(res),
                             regularisation=Regularisation(tv=tv, patch=settings.patch),

@@ -3,8 +3,8 @@
 The fc7 features of a class's images lie in a convex cone; non-negative factorisation finds the
 cone's extreme directions, and each direction (a "topic") is one way the network sees the class:
 a style. A topic carries its fc7 direction, its m7 mask (the units that carry it), its nearest
-images, and a preview: the class visualised through that m7 pathway with a patch prior taken
-from the topic's own images.
+images, and a preview: the class visualised through that m7 pathway from the topic's top
+image, as an insert in that style draws its object.
 
 Topics are learned from a folder of photos, or without data from class visualisations under
 random m6-7 dropout pathways (each pathway is one member of the network's ensemble, so the
@@ -33,11 +33,14 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import atomic, looks
-from .backbones import DEFAULT_BACKBONE, Backbone, Masks, load_backbone
+from .backbones import DEFAULT_BACKBONE, Backbone, Masks, load_backbone, with_second_network
 from .classes import imagenet_classes, resolve_class
+from .classification import class_prob
+from .completion import InsertSettings
 from .errors import InputError
 from .images import fit_square, load_image, to_pil, to_tensor
-from .optvis.recipes import PATCH_WEIGHT, VisualizationSettings, visualize, visualize_members
+from .optvis.param import photo_amplitude
+from .optvis.recipes import VisualizationSettings, visualize_members, visualize_object
 from .patchdb import IMAGE_SUFFIXES, image_files
 from .paths import models_dir
 from .progress import Cancel, Progress, check, report, scaled
@@ -73,30 +76,17 @@ class DataFreeSettings:
 
 @dataclass(frozen=True)
 class PreviewSettings:
-    """A style's preview: the class through its m7 pathway with its images' patch prior. It
-    keeps Lucid's Fourier basis and views: the data-free samples it draws its patches from are
-    made that way, and their styles are what the tests and docs/styles.md measured."""
+    """A style's preview, drawn as an insert in that style draws its object on its canvas: the
+    class through the style's m7 pathway under Lite0, Lite1 and the whole head, MACO at real
+    photos' mean spectrum, started from the style's top image. It shows what choosing the
+    style gives as well as Lucid-style previews did, and it measures as a photo, which they
+    never did (docs/tuning.md, twenty-seventh round)."""
 
-    iters: int = 160
-    lr: float = 0.05
-    patch: float = PATCH_WEIGHT
-    param: str = "fourier"
-    decay: float = 1.0
-    gain: float = 1.0
-    degrade: bool = False
-    # The class's score under the whole network (no m7) at this weight in every preview:
-    # the judge reads such previews better, but a rerun with another seed then differs from a
-    # preview as much as another style's does (docs/tuning.md, ninth round): 0 by default.
-    whole: float = 0.0
-    # A preview the whole network does not read as the class is drawn again with the class's
-    # score under the whole network added at this weight; not every preview, as that makes
-    # the styles' previews look alike (docs/tuning.md, "Speed of the networks themselves").
-    rescue: float = 0.5
-
-    def visualization(self) -> VisualizationSettings:
-        return VisualizationSettings(iters=self.iters, lr=self.lr, patch=self.patch,
-                                     param=self.param, decay=self.decay, gain=self.gain,
-                                     degrade=self.degrade, whole=self.whole)
+    iters: int = InsertSettings.render_first
+    lr: float = InsertSettings.lr
+    whole: float = InsertSettings.whole
+    gain: float = InsertSettings.object_gain
+    second_network: bool = InsertSettings.second_network
 
 
 @dataclass
@@ -503,33 +493,37 @@ def _folder_images(net: Backbone, index: int, name: str, folder: str | Path, kee
         "dropped": [str(p) for p, ok in zip(paths, inside, strict=True) if not ok]}
 
 
+def draw_preview(net: Backbone, index: int, m7: torch.Tensor, start: torch.Tensor,
+                 settings: PreviewSettings = PreviewSettings(), seed: int = 0,
+                 progress: Progress | None = None, cancel: Cancel | None = None) -> torch.Tensor:
+    """A style's preview (1, 3, PREVIEW_SIZE, PREVIEW_SIZE): the class through its pathway `m7`,
+    drawn from `start` (the style's top image) as an insert's canvas is drawn."""
+    return visualize_object(with_second_network(net, settings.second_network), index,
+                            (PREVIEW_SIZE, PREVIEW_SIZE), photo_amplitude(PREVIEW_SIZE),
+                            masks=Masks(m7=m7), iters=settings.iters, lr=settings.lr, seed=seed,
+                            max_gain=settings.gain, whole=settings.whole, start=start,
+                            progress=progress, cancel=cancel).image
+
+
 def _styles_of(net: Backbone, index: int, images: torch.Tensor, names: list[str], k: int,
                features: np.ndarray, seed: int, settings: PreviewSettings,
                progress: Progress | None, cancel: Cancel | None):
     """NMF topics of the images' fc7 features, each with its m7 mask, its nearest images and
-    a preview (the class through that pathway, with a patch prior from those images)."""
+    a preview (the class through that pathway, drawn from the nearest image)."""
     loadings, directions = factorize(features, k, seed, cancel)
     masks = topic_masks(directions)
     mass = loadings.sum(0) / max(float(loadings.sum()), 1e-12)
-    vis = settings.visualization()
     previews, styles = [], []
     for t in range(k):
         order = list(np.argsort(-loadings[:, t]))
         top = [i for i in order if loadings[i, t] > 0][:8] or order[:1]
-        pathway = Masks(m7=torch.from_numpy(masks[t].astype(np.float32)))
-        res = visualize(net, index, seed=seed, settings=vis, prior_images=images[top], masks=pathway,
-                        progress=scaled(progress, t / k, (t + 1) / k, f"preview {t + 1}/{k}: "),
-                        cancel=cancel)
-        # A pathway shared with a neighbour class (ladybug -> "ant"): drawn again if it helps.
-        if res.top1 != res.cls and settings.rescue > settings.whole:
-            res = visualize(net, index, seed=seed, settings=replace(vis, whole=settings.rescue),
-                            prior_images=images[top], masks=pathway, cancel=cancel,
-                            progress=scaled(progress, (t + 1) / k, (t + 1) / k,
-                                            f"preview {t + 1}/{k}, drawn again: "))
-        previews.append(to_pil(res.image))
+        drawn = draw_preview(net, index, torch.from_numpy(masks[t].astype(np.float32)),
+                             images[top[0]][None], settings, seed,
+                             scaled(progress, t / k, (t + 1) / k, f"preview {t + 1}/{k}: "), cancel)
+        previews.append(to_pil(drawn))
         styles.append(Style(id=t, weight=float(mass[t]), images=[names[i] for i in top],
                             units=int(masks[t].sum()), preview=f"preview_{t}.png",
-                            preview_prob=res.prob))
+                            preview_prob=class_prob(net, drawn, index)))
     return styles, directions, masks, loadings, previews
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from stylefill import styles
-from stylefill.backbones import Backbone, Masks, load_backbone
+from stylefill.backbones import Backbone, load_backbone
 from stylefill.classes import resolve_class
 from stylefill.images import load_tensor, to_pil, to_tensor
 from stylefill.optvis import recipes
@@ -77,13 +77,10 @@ def learn_timed(net: Backbone, cls: str, seed: int,
 
 def rerun_previews(net: Backbone, ss: styles.StyleSet, seed: int) -> torch.Tensor:
     """Each style's preview made again with another seed, through 8 bits like the stored ones."""
-    settings = styles.PreviewSettings().visualization()
     reruns = []
     for s in ss.styles:
-        res = recipes.visualize(
-            net, ss.index, seed=seed, masks=Masks(m7=ss.m7(s.id)), settings=settings,
-            prior_images=styles.images_tensor(ss.image_paths(s.id, 8), net.input_size))
-        reruns.append(to_tensor(to_pil(res.image)))
+        rerun = styles.draw_preview(net, ss.index, ss.m7(s.id), styles.top_image(ss, s.id), seed=seed)
+        reruns.append(to_tensor(to_pil(rerun)))
     return torch.cat(reruns)
 
 

@@ -67,6 +67,12 @@ def load_second_network(device: str = "cpu") -> Backbone:
     return EfficientNetLite1(imagenet_classes()).to(device)
 
 
+def with_second_network(net: Backbone, second: bool = True) -> Backbone | Ensemble:
+    """`net`, or `net` with Lite1 beside it (`Ensemble`): what insert's object is drawn under,
+    and a style's preview with it."""
+    return Ensemble(net, load_second_network(str(net.device))) if second else net
+
+
 def input_size(name: str) -> int:
     """The backbone's input side in px, without loading it."""
     return BACKBONES[check_name(name)].input_size
@@ -83,4 +89,5 @@ def info(name: str) -> dict:
 
 
 __all__ = ["Backbone", "Masks", "Outputs", "BACKBONES", "DEFAULT_BACKBONE", "Ensemble", "check_name",
-           "info", "input_size", "load_backbone", "load_second_network", "use_weights"]
+           "info", "input_size", "load_backbone", "load_second_network", "use_weights",
+           "with_second_network"]
