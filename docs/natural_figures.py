@@ -13,13 +13,15 @@ With `--inserts FOLDER` (the held-out photos: `python -m stylefill.photo_sets he
 six of them get an object of a fitting class in data-free styles 0 and 1, with the insert this
 issue started from (one network, Poisson blend), the later one grown out of the photo and today's
 (the object drawn whole first), each measured by `stylefill.naturalness` with its selection
-(docs/images/natural-insert.jpg and a second table).
+(docs/images/natural-insert.jpg and a second table); `--styles`, `--seed` and `--settings` run
+other styles, another seed or only some of the settings (then give `--figure` a path of its own).
 
 With `--real-objects HELD_OUT OPEN` (OPEN: `python -m stylefill.photo_sets open-photos OPEN`),
-real photos of two of those classes go into the same selections instead of a fill: MATE's
-LadyBird.jpg (open set) cropped round the beetle at three widths, and foolbox's ImageNet bald
-eagle (a test extra), measured the same way: what the issue's bars give a real object there
-(docs/evaluation.md; docs/images/real-objects.jpg).
+real photos go into the same selections instead of a fill: MATE's LadyBird.jpg (open set)
+cropped round the beetle at three widths, and foolbox's ImageNet samples (a test extra) of
+classes that fit the photos, each pasted as a rectangle and cut to its own outline (GrabCut),
+measured the same way: what the issue's bars give a real object there, with and without a
+rectangle of its own (docs/evaluation.md; docs/images/real-objects.jpg).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -128,9 +131,10 @@ def case_photo(folder: Path, key: str, fractions: tuple[float, ...]) -> tuple[Im
     return photo, (int(x0 * w), int(y0 * h), int((x1 - x0) * w), int((y1 - y0) * h))
 
 
-def inserted(folder: Path, work: Path) -> list[dict]:
-    """Each insert case in styles 0 and 1 with both settings: its numbers, and its context crop
-    saved as WORK/insert-LABEL-CLASS-STYLE.png."""
+def inserted(folder: Path, work: Path, styles_tried: tuple[int, ...] = (0, 1),
+             labels: tuple[str, ...] = tuple(INSERT_SETTINGS), seed: int = 0) -> list[dict]:
+    """Each insert case in each of `styles_tried` under each setting of `labels`: its numbers,
+    and its context crop saved as WORK/insert-LABEL-CLASS-STYLE.png."""
     net, judge = load_backbone(), load_judge()
     rows = []
     for key, cls, fractions in INSERTS:
@@ -138,12 +142,13 @@ def inserted(folder: Path, work: Path) -> list[dict]:
         w, h = photo.size
         mask = rect_mask(rect, photo.size)
         index = net.categories.index(cls)
-        for style in (0, 1):
+        for style in styles_tried:
             m7, prior, _, learned = style_pathway(index, net, style, net.input_size)
             top = styles.top_image(learned, style)
-            for label, settings in INSERT_SETTINGS.items():
+            for label in labels:
+                settings = INSERT_SETTINGS[label]
                 res = fill_selection(photo, mask, index, net, m7=m7, prior_images=prior, modify=False,
-                                     seed=0, settings=settings, style_image=top)
+                                     seed=seed, settings=settings, style_image=top)
                 found = naturalness(net, judge, res.photo, index, mask)
                 cx, cy, side, _ = res.metrics["context"]
                 res.photo.crop((max(0, cx), max(0, cy), min(w, cx + side), min(h, cy + side))).save(
@@ -161,9 +166,10 @@ def inserted(folder: Path, work: Path) -> list[dict]:
 
 
 def insert_figure(rows: list[dict], work: Path, out: Path) -> None:
-    sheet = Image.new("RGB", (CELL * len(INSERTS), len(INSERT_SETTINGS) * (CELL + 34)), "white")
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    sheet = Image.new("RGB", (CELL * len(INSERTS), len(labels) * (CELL + 34)), "white")
     draw = ImageDraw.Draw(sheet)
-    for row, label in enumerate(INSERT_SETTINGS):
+    for row, label in enumerate(labels):
         for i, (_, cls, _) in enumerate(INSERTS):
             r = next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == 0)
             tile = Image.open(work / f"insert-{label.replace(' ', '_')}-{cls.replace(' ', '_')}-0.png")
@@ -181,14 +187,16 @@ def _slashed(rows: list[dict], key: str, form: str) -> str:
 
 
 def insert_table(rows: list[dict]) -> str:
-    """Each insert's numbers under each setting, in INSERT_SETTINGS' order (a / b / c)."""
-    labels = " / ".join(INSERT_SETTINGS)
+    """Each insert's numbers under each setting it was run with, in INSERT_SETTINGS' order
+    (a / b / c)."""
+    run = [label for label in INSERT_SETTINGS if any(r["label"] == label for r in rows)]
+    labels = " / ".join(run)
     lines = [f"| class | style | Lite0 {labels} | judge {labels} | fill's share {labels} (around) | "
              f"fill's light - around's | seam | seconds |", "|---|---|---|---|---|---|---|---|"]
     for _, cls, _ in INSERTS:
-        for style in (0, 1):
+        for style in sorted({r["style"] for r in rows}):
             mine = [next(r for r in rows if r["label"] == label and r["class"] == cls and r["style"] == style)
-                    for label in INSERT_SETTINGS]
+                    for label in run]
             lines.append(f"| {cls} | {style} | {_slashed(mine, 'lite0', '.2f')} | "
                          f"{_slashed(mine, 'judge', '.3f')} | {_slashed(mine, 'fill', '.3f')} "
                          f"({mine[0]['around']:.3f}) | {_slashed(mine, 'light', '+.2f')} | "
@@ -202,7 +210,7 @@ def insert_bar(rows: list[dict]) -> str:
              "surroundings' | all three | pixels changed outside | judge's top-1 is the class | "
              "mean judge p | mean light gap | the object alone: judge's top-1, mean p |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for label in INSERT_SETTINGS:
+    for label in [label for label in INSERT_SETTINGS if any(r["label"] == label for r in rows)]:
         mine = [r for r in rows if r["label"] == label]
         both = [r["lite0"] >= 0.5 and r["judge"] >= 0.5 for r in mine]
         close = [abs(r["fill"] - r["around"]) <= 0.08 for r in mine]
@@ -217,55 +225,108 @@ def insert_bar(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# Real photos of a class, as (insert case's class, source, crop box or None for the whole image).
-# The ladybird's crops are centred on the beetle of the 2560x1600 photo, tight to loose.
-REAL_OBJECTS = (*(("ladybug", "LadyBird.jpg", (1800 - r, 840 - r, 1800 + r, 840 + r))
+# Real photos of a class in an insert case's photo and selection, as (the insert case's class,
+# the object's class, source, crop box or None for the whole image, whether its GrabCut outline is
+# used). The ladybird's crops are centred on the beetle of the 2560x1600 photo, tight to loose;
+# the others are foolbox's ImageNet samples of a class that fits the case's photo. Which outlines
+# are used was decided by looking at the cuts before anything was measured: the ladybird's
+# loosest crop keeps a blob of its stem's green and the jeep its gravel, so those two are pasted
+# as rectangles only.
+REAL_OBJECTS = (*(("ladybug", "ladybug", "LadyBird.jpg", (1800 - r, 840 - r, 1800 + r, 840 + r), r < 260)
                   for r in (130, 180, 260)),
-                ("bald eagle", "imagenet_17_22.jpg", None))
+                ("ladybug", "dung beetle", "imagenet_19_305.jpg", None, True),
+                ("ladybug", "leafhopper", "imagenet_18_317.jpg", None, True),
+                ("bald eagle", "bald eagle", "imagenet_17_22.jpg", None, True),
+                ("golden retriever", "bull mastiff", "imagenet_00_243.jpg", None, True),
+                ("hay", "jeep", "imagenet_06_609.jpg", None, False),
+                ("pizza", "bottlecap", "imagenet_09_455.jpg", None, True),
+                ("pizza", "Loafer", "imagenet_11_630.jpg", None, True),
+                ("pizza", "drum", "imagenet_10_541.jpg", None, True))
+
+
+def grabcut_outline(real: Image.Image) -> np.ndarray:
+    """The object of a photo as a float alpha (HxW): OpenCV's GrabCut from a rectangle inset by
+    8 %, its largest part."""
+    bgr = np.ascontiguousarray(np.asarray(real)[..., ::-1])
+    h, w = bgr.shape[:2]
+    labels = np.zeros((h, w), np.uint8)
+    cv2.grabCut(bgr, labels, (int(0.08 * w), int(0.08 * h), int(0.84 * w), int(0.84 * h)),
+                np.zeros((1, 65)), np.zeros((1, 65)), 8, cv2.GC_INIT_WITH_RECT)
+    found = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.uint8)
+    count, parts, stats, _ = cv2.connectedComponentsWithStats(found)
+    if count > 1:
+        found = (parts == 1 + np.argmax(stats[1:, cv2.CC_STAT_AREA])).astype(np.uint8)
+    return found.astype(np.float32)
+
+
+def pasted(photo: Image.Image, rect: tuple[int, ...], real: Image.Image,
+           alpha: np.ndarray | None) -> Image.Image:
+    """A copy of the photo with the real photo resized into the rectangle, whole (alpha None) or
+    through its alpha resized with it and feathered by 1 px."""
+    x, y, w, h = rect
+    tile = np.asarray(real.resize((w, h), Image.Resampling.LANCZOS)).astype(np.float32)
+    under = np.asarray(photo.crop((x, y, x + w, y + h))).astype(np.float32)
+    a = np.ones((h, w, 1), np.float32) if alpha is None else cv2.GaussianBlur(
+        cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 1.0)[..., None]
+    out = photo.copy()
+    out.paste(Image.fromarray((a * tile + (1 - a) * under).round().clip(0, 255).astype(np.uint8)), (x, y))
+    return out
 
 
 def real_objects(held_out: Path, open_photos: Path, work: Path) -> list[dict]:
-    """Each real photo pasted, resized, into its class's selection of INSERTS in place of a fill,
-    measured by `stylefill.naturalness` as the inserts are; the context crops it judged go to
-    docs/images/real-objects.jpg."""
+    """Each real photo pasted, resized, into an insert case's selection in place of a fill, as a
+    rectangle and (where its cut is used) cut to its own outline, measured by
+    `stylefill.naturalness` as the inserts are; the context crops it judged go to
+    docs/images/real-objects.jpg (rectangles above, outlines below)."""
     import foolbox
 
-    sources = {"LadyBird.jpg": next(open_photos.glob("*LadyBird.jpg")),
-               "imagenet_17_22.jpg": Path(foolbox.__file__).parent / "data" / "imagenet_17_22.jpg"}
+    samples = Path(foolbox.__file__).parent / "data"
     net, judge = load_backbone(), load_judge()
-    rows, tiles = [], []
-    for cls, source, box in REAL_OBJECTS:
-        key, _, fractions = next(case for case in INSERTS if case[1] == cls)
+    rows, tiles = [], {}
+    for case_cls, cls, source, box, outlined in REAL_OBJECTS:
+        key, _, fractions = next(case for case in INSERTS if case[1] == case_cls)
         photo, rect = case_photo(held_out, key, fractions)
-        real = Image.open(sources[source]).convert("RGB")
+        real = Image.open(next(open_photos.glob(f"*{source}")) if source == "LadyBird.jpg"
+                          else samples / source).convert("RGB")
         real = real.crop(box) if box else real
-        photo.paste(real.resize(rect[2:], Image.Resampling.LANCZOS), rect[:2])
+        outline = grabcut_outline(real) if outlined else None
         mask = rect_mask(rect, photo.size)
-        found = naturalness(net, judge, photo, net.categories.index(cls), mask)
-        rows.append({"class": cls, "source": source, "crop": box[2] - box[0] if box else real.width,
-                     "lite0": found.solver["clean"], "judge": found.judge["clean"],
-                     "judge_top1": found.judge_top1, "fill": found.fill.high_frequency_share,
-                     "around": found.surroundings.high_frequency_share})
-        print(rows[-1], flush=True)
         view = context_box(selection_box(mask), photo.width, photo.height, InsertSettings.context,
                            InsertSettings.min_context)  # the context crop the networks judged
-        tiles.append(Image.fromarray(crop(np.asarray(photo), view)))
-    sheet = Image.new("RGB", (CELL * len(tiles), CELL + 34), "white")
+        for how, alpha in (("rectangle", None), ("outline", outline)):
+            if how == "outline" and alpha is None:
+                continue
+            result = pasted(photo, rect, real, alpha)
+            found = naturalness(net, judge, result, net.categories.index(cls), mask)
+            rows.append({"case": case_cls, "class": cls, "source": source, "how": how,
+                         "crop": box[2] - box[0] if box else real.width,
+                         "object_share": float(outline.mean()) if outline is not None else None,
+                         "lite0": found.solver["clean"], "judge": found.judge["clean"],
+                         "judge_top1": found.judge_top1, "fill": found.fill.high_frequency_share,
+                         "around": found.surroundings.high_frequency_share})
+            print(rows[-1], flush=True)
+            tiles[len(rows) - 1] = Image.fromarray(crop(np.asarray(result), view))
+    sheet = Image.new("RGB", (CELL * len(REAL_OBJECTS), 2 * (CELL + 34)), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, (tile, r) in enumerate(zip(tiles, rows, strict=True)):
-        sheet.paste(tile.resize((CELL, CELL), Image.Resampling.LANCZOS), (CELL * i, 0))
-        draw.text((CELL * i + 3, CELL + 2), f"Lite0 {r['lite0']:.2f} judge {r['judge']:.2f}", fill="black")
-        draw.text((CELL * i + 3, CELL + 17), f"fill hf {r['fill']:.2f} / around {r['around']:.2f}",
-                  fill="black")
+    objects = dict.fromkeys((r["source"], r["crop"]) for r in rows)
+    column = {source_crop: i for i, source_crop in enumerate(objects)}
+    for i, tile in tiles.items():
+        r = rows[i]
+        x, y = CELL * column[r["source"], r["crop"]], (r["how"] == "outline") * (CELL + 34)
+        sheet.paste(tile.resize((CELL, CELL), Image.Resampling.LANCZOS), (x, y))
+        draw.text((x + 3, y + CELL + 2), f"{r['class'][:12]}: Lite0 {r['lite0']:.2f}", fill="black")
+        draw.text((x + 3, y + CELL + 17), f"judge {r['judge']:.2f} {r['judge_top1'][:14]}", fill="black")
     sheet.save(work / "real-objects.jpg", quality=88)
     return rows
 
 
 def real_table(rows: list[dict]) -> str:
-    lines = ["| real photo | class | crop (px) | Lite0 | judge | judge's top-1 | fill's share (around) |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['source']} | {r['class']} | {r['crop']} | {r['lite0']:.3f} | {r['judge']:.3f} | "
-              f"{r['judge_top1']} | {r['fill']:.3f} ({r['around']:.3f}) |" for r in rows]
+    lines = ["| real photo | class | crop (px) | pasted (the object's share of the box) | Lite0 | judge | "
+             "judge's top-1 | fill's share (around) |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['source']} | {r['class']} | {r['crop']} | {r['how']} "
+              f"({1 if r['how'] == 'rectangle' else round(r['object_share'], 2)}) | {r['lite0']:.3f} | "
+              f"{r['judge']:.3f} | {r['judge_top1']} | {r['fill']:.3f} ({r['around']:.3f}) |" for r in rows]
     return "\n".join(lines)
 
 
@@ -277,6 +338,13 @@ def main() -> None:
                     help="only the insertion picture and table, from this folder of held-out photos")
     ap.add_argument("--real-objects", type=Path, nargs=2, metavar=("HELD_OUT", "OPEN"),
                     help="only real photos in the insert selections (held-out and open-photos folders)")
+    ap.add_argument("--styles", type=int, nargs="+", default=[0, 1],
+                    help="the data-free styles each insert case is drawn in (default: 0 1)")
+    ap.add_argument("--settings", nargs="+", choices=list(INSERT_SETTINGS), default=list(INSERT_SETTINGS),
+                    help="which of the insert settings to run (default: all three)")
+    ap.add_argument("--seed", type=int, default=0, help="the inserts' seed (default: 0)")
+    ap.add_argument("--figure", type=Path, default=HERE / "images" / "natural-insert.jpg",
+                    help="where the insertion picture goes (default: the README's)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.real_objects:
@@ -286,9 +354,10 @@ def main() -> None:
         print(real_table(rows))
         return
     if args.inserts:
-        rows = inserted(args.inserts, args.work)
+        rows = inserted(args.inserts, args.work, tuple(args.styles), tuple(args.settings),
+                        args.seed)
         (args.work / "inserts.json").write_text(json.dumps(rows, indent=1))
-        insert_figure(rows, args.work, HERE / "images" / "natural-insert.jpg")
+        insert_figure(rows, args.work, args.figure)
         print(insert_table(rows))
         print(insert_bar(rows))
         return
