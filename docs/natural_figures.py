@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw
 from stylefill import styles
 from stylefill.backbones import load_backbone
 from stylefill.cli import main as cli
-from stylefill.completion import IN_THE_PHOTO, InsertSettings, fill_selection
+from stylefill.completion import IN_THE_PHOTO, InsertSettings, blend, fill_selection
 from stylefill.images import rect_mask, save_image
 from stylefill.judge import load_judge
 from stylefill.naturalness import naturalness
@@ -169,8 +169,13 @@ def inserted(folder: Path, work: Path, styles_tried: tuple[int, ...] = (0, 1),
     return rows
 
 
+def settings_run(rows: list[dict]) -> list[str]:
+    """The settings the rows were run with, in INSERT_SETTINGS' order."""
+    return [label for label in INSERT_SETTINGS if any(r["label"] == label for r in rows)]
+
+
 def insert_figure(rows: list[dict], work: Path, out: Path) -> None:
-    labels = list(dict.fromkeys(r["label"] for r in rows))
+    labels = settings_run(rows)
     sheet = Image.new("RGB", (CELL * len(INSERTS), len(labels) * (CELL + 34)), "white")
     draw = ImageDraw.Draw(sheet)
     for row, label in enumerate(labels):
@@ -193,7 +198,7 @@ def _slashed(rows: list[dict], key: str, form: str) -> str:
 def insert_table(rows: list[dict]) -> str:
     """Each insert's numbers under each setting it was run with, in INSERT_SETTINGS' order
     (a / b / c)."""
-    run = [label for label in INSERT_SETTINGS if any(r["label"] == label for r in rows)]
+    run = settings_run(rows)
     labels = " / ".join(run)
     lines = [f"| class | style | Lite0 {labels} | judge {labels} | fill's share {labels} (around) | "
              f"fill's light - around's | seam | seconds |", "|---|---|---|---|---|---|---|---|"]
@@ -214,7 +219,7 @@ def insert_bar(rows: list[dict]) -> str:
              "surroundings' | all three | pixels changed outside | judge's top-1 is the class | "
              "mean judge p | mean light gap | the object alone: judge's top-1, mean p |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for label in [label for label in INSERT_SETTINGS if any(r["label"] == label for r in rows)]:
+    for label in settings_run(rows):
         mine = [r for r in rows if r["label"] == label]
         both = [r["lite0"] >= 0.5 and r["judge"] >= 0.5 for r in mine]
         close = [abs(r["fill"] - r["around"]) <= 0.08 for r in mine]
@@ -268,12 +273,12 @@ def pasted(photo: Image.Image, rect: tuple[int, ...], real: Image.Image,
     """A copy of the photo with the real photo resized into the rectangle, whole (alpha None) or
     through its alpha resized with it and feathered by 1 px."""
     x, y, w, h = rect
-    tile = np.asarray(real.resize((w, h), Image.Resampling.LANCZOS)).astype(np.float32)
-    under = np.asarray(photo.crop((x, y, x + w, y + h))).astype(np.float32)
-    a = np.ones((h, w, 1), np.float32) if alpha is None else cv2.GaussianBlur(
-        cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 1.0)[..., None]
+    tile = np.asarray(real.resize((w, h), Image.Resampling.LANCZOS))
+    under = np.asarray(photo.crop((x, y, x + w, y + h)))
+    a = np.ones((h, w), np.float32) if alpha is None else cv2.GaussianBlur(
+        cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 1.0)
     out = photo.copy()
-    out.paste(Image.fromarray((a * tile + (1 - a) * under).round().clip(0, 255).astype(np.uint8)), (x, y))
+    out.paste(Image.fromarray(blend(under, tile, np.ones((h, w), bool), a, "alpha")), (x, y))
     return out
 
 
@@ -286,7 +291,7 @@ def real_objects(held_out: Path, open_photos: Path, work: Path) -> list[dict]:
 
     samples = Path(foolbox.__file__).parent / "data"
     net, judge = load_backbone(), load_judge()
-    rows, tiles = [], {}
+    rows, tiles = [], []
     for case_cls, cls, source, box, outlined in REAL_OBJECTS:
         key, _, fractions = next(case for case in INSERTS if case[1] == case_cls)
         photo, rect = case_photo(held_out, key, fractions)
@@ -297,9 +302,7 @@ def real_objects(held_out: Path, open_photos: Path, work: Path) -> list[dict]:
         mask = rect_mask(rect, photo.size)
         view = context_box(selection_box(mask), photo.width, photo.height, InsertSettings.context,
                            InsertSettings.min_context)  # the context crop the networks judged
-        for how, alpha in (("rectangle", None), ("outline", outline)):
-            if how == "outline" and alpha is None:
-                continue
+        for how, alpha in [("rectangle", None)] + ([("outline", outline)] if outlined else []):
             result = pasted(photo, rect, real, alpha)
             found = naturalness(net, judge, result, net.categories.index(cls), mask)
             rows.append({"case": case_cls, "class": cls, "source": source, "how": how,
@@ -309,13 +312,12 @@ def real_objects(held_out: Path, open_photos: Path, work: Path) -> list[dict]:
                          "judge_top1": found.judge_top1, "fill": found.fill.high_frequency_share,
                          "around": found.surroundings.high_frequency_share})
             print(rows[-1], flush=True)
-            tiles[len(rows) - 1] = Image.fromarray(crop(np.asarray(result), view))
+            tiles.append(Image.fromarray(crop(np.asarray(result), view)))
     sheet = Image.new("RGB", (CELL * len(REAL_OBJECTS), 2 * (CELL + 34)), "white")
     draw = ImageDraw.Draw(sheet)
     objects = dict.fromkeys((r["source"], r["crop"]) for r in rows)
     column = {source_crop: i for i, source_crop in enumerate(objects)}
-    for i, tile in tiles.items():
-        r = rows[i]
+    for tile, r in zip(tiles, rows, strict=True):
         x, y = CELL * column[r["source"], r["crop"]], (r["how"] == "outline") * (CELL + 34)
         sheet.paste(tile.resize((CELL, CELL), Image.Resampling.LANCZOS), (x, y))
         draw.text((x + 3, y + CELL + 2), f"{r['class'][:12]}: Lite0 {r['lite0']:.2f}", fill="black")
